@@ -1,0 +1,114 @@
+"""The HTTP routes: chat completions, models, health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive
+
+from llmrelay.api.middleware import REQUEST_ID_KEY
+from llmrelay.api.sse import sse_events
+from llmrelay.errors import InvalidRequestError, NotFoundError, RequestTooLargeError
+from llmrelay.gateway.pipeline import Gateway
+from llmrelay.protocol.request import parse_chat_request
+from llmrelay.protocol.response import model_object
+
+T = TypeVar("T")
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class Routes:
+    """The handlers, bound to the gateway they call and the server's limits."""
+
+    def __init__(self, gateway: Gateway, *, max_body_bytes: int) -> None:
+        self._gateway = gateway
+        self._max_body = max_body_bytes
+        self._started = int(time.time())
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/models", self.list_models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", self.get_model, methods=["GET"]),
+            Route("/health", self.health, methods=["GET"]),
+        ]
+
+    async def chat_completions(self, request: Request) -> Response:
+        self._gateway.authenticate(request.headers.get("authorization"))
+        chat = parse_chat_request(await self._read_body(request))
+        if chat.stream:
+            chunks = await self._gateway.stream(chat)
+            events = sse_events(
+                chunks,
+                include_usage=chat.include_usage,
+                request_id=request.scope[REQUEST_ID_KEY],
+            )
+            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        result = await _unless_disconnected(self._gateway.complete(chat), request.receive)
+        return json_response(result)
+
+    async def list_models(self, request: Request) -> Response:
+        self._gateway.authenticate(request.headers.get("authorization"))
+        data = [self._model(name) for name in self._gateway.router.model_names()]
+        return json_response({"object": "list", "data": data})
+
+    async def get_model(self, request: Request) -> Response:
+        self._gateway.authenticate(request.headers.get("authorization"))
+        model_id = request.path_params["model_id"]
+        if model_id not in self._gateway.router.model_names():
+            raise NotFoundError(f"The model '{model_id}' does not exist", param="model")
+        return json_response(self._model(model_id))
+
+    async def health(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    def _model(self, name: str) -> dict[str, Any]:
+        owned_by = self._gateway.router.resolve(name).owned_by
+        return model_object(name, self._started, owned_by)
+
+    async def _read_body(self, request: Request) -> bytes:
+        too_large = RequestTooLargeError(
+            f"The request body is larger than the server's limit of {self._max_body} bytes."
+        )
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise InvalidRequestError("The Content-Length header is not a number.")
+            if int(length) > self._max_body:
+                raise too_large
+        parts, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > self._max_body:
+                raise too_large
+            parts.append(part)
+        return b"".join(parts)
+
+
+async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T:
+    """Await ``work``, cancelling it if the client goes away first (it stops the generation)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

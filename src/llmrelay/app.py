@@ -1,0 +1,55 @@
+"""``create_app(config)``: compose the layers into one ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from llmrelay.api.errors import EXCEPTION_HANDLERS
+from llmrelay.api.middleware import RequestIdMiddleware
+from llmrelay.api.routes import Routes
+from llmrelay.config import Config
+from llmrelay.engine.local import LocalEngine
+from llmrelay.engine.model import builtin_model_path
+from llmrelay.gateway.auth import KeyChecker
+from llmrelay.gateway.pipeline import Gateway
+from llmrelay.providers.base import Provider
+from llmrelay.providers.local import LocalProvider
+from llmrelay.router.router import Router
+
+
+def build_router(config: Config) -> Router:
+    """Load every configured model once and map its name and aliases to it."""
+    routes: dict[str, Provider] = {}
+    for model in config.models:
+        engine = LocalEngine(
+            model.path or builtin_model_path(),
+            slots=model.parallel,
+            context=model.context,
+            threads=model.threads,
+        )
+        provider = LocalProvider(model.name, engine)
+        for name in (model.name, *model.aliases):
+            routes[name] = provider
+    return Router(routes)
+
+
+def create_app(config: Config, key_hashes: Iterable[str]) -> ASGIApp:
+    router = build_router(config)
+    gateway = Gateway(KeyChecker(key_hashes), router)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await router.aclose()
+
+    routes = Routes(gateway, max_body_bytes=config.max_body_bytes)
+    app = Starlette(
+        routes=routes.routes(),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    return RequestIdMiddleware(app)

@@ -1,0 +1,138 @@
+"""Settings: the YAML config file and the environment, read once at start-up.
+
+Example ``llmrelay.yaml``::
+
+    server:
+      host: 127.0.0.1
+      port: 8000
+    keys:
+      - ${MY_TEAM_KEY}
+    models:
+      - name: smollm2-135m-instruct
+        aliases: [gpt-4o-mini]
+        provider: local
+        path: /models/SmolLM2-135M-Instruct.Q4_1.gguf   # default: the built-in model
+        parallel: 8
+
+With no file, llmrelay serves the built-in model under its own name and as ``gpt-4o-mini``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+BUILTIN_MODEL_NAME = "smollm2-135m-instruct"
+BUILTIN_ALIASES = ("gpt-4o-mini",)
+_ENV_REF = re.compile(r"\$\{(\w+)\}")
+
+
+class ConfigError(Exception):
+    """The config file or environment cannot be used; the message says why."""
+
+
+class Secret(str):
+    """A string whose repr hides it, so a key never lands in a log by accident."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalModelConfig:
+    """A model served by the built-in llama.cpp engine."""
+
+    name: str = BUILTIN_MODEL_NAME
+    aliases: tuple[str, ...] = BUILTIN_ALIASES
+    path: Path | None = None
+    parallel: int = 8
+    threads: int | None = None
+    context: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    keys: tuple[Secret, ...] = ()
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    models: tuple[LocalModelConfig, ...] = (LocalModelConfig(),)
+
+
+def default_data_dir() -> Path:
+    if env := os.environ.get("LLMRELAY_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "llmrelay"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the YAML file (if any) and ``LLMRELAY_API_KEY``; raise ``ConfigError`` if unusable."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path} must be a mapping")
+        raw = _expand_env(raw)
+    server = raw.get("server") or {}
+    keys = [Secret(k) for k in raw.get("keys") or ()]
+    if env_key := os.environ.get("LLMRELAY_API_KEY"):
+        keys.append(Secret(env_key))
+    kwargs: dict[str, Any] = {
+        "host": server.get("host", DEFAULT_HOST),
+        "port": int(server.get("port", DEFAULT_PORT)),
+        "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+        "keys": tuple(keys),
+    }
+    if "data_dir" in raw:
+        kwargs["data_dir"] = Path(raw["data_dir"])
+    if "models" in raw:
+        kwargs["models"] = tuple(_model(entry) for entry in raw["models"])
+    return Config(**kwargs)
+
+
+def _model(entry: dict[str, Any]) -> LocalModelConfig:
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ConfigError(f"each model needs at least a name: {entry!r}")
+    provider = entry.get("provider", "local")
+    if provider != "local":
+        raise ConfigError(f"model {entry['name']}: unknown provider {provider!r}")
+    known = {"name", "aliases", "provider", "path", "parallel", "threads", "context"}
+    if unknown := set(entry) - known:
+        raise ConfigError(f"model {entry['name']}: unknown settings {sorted(unknown)}")
+    return LocalModelConfig(
+        name=entry["name"],
+        aliases=tuple(entry.get("aliases") or ()),
+        path=Path(entry["path"]) if entry.get("path") else None,
+        parallel=int(entry.get("parallel", 8)),
+        threads=entry.get("threads"),
+        context=entry.get("context"),
+    )
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: _env(m.group(1)), value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _env(name: str) -> str:
+    if name not in os.environ:
+        raise ConfigError(f"the config refers to ${{{name}}}, which is not set")
+    return os.environ[name]

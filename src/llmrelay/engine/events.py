@@ -1,0 +1,27 @@
+"""What the engine thread reports to the event loop about one choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    index: int
+    text: str
+    logprobs: list[dict[str, object]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    index: int
+    reason: str
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    message: str
+
+
+Event = TextDelta | Finished | Failed

@@ -1,0 +1,28 @@
+"""The gateway pipeline: who calls, then which backend answers. Read it top to bottom."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from llmrelay.gateway.auth import KeyChecker
+from llmrelay.protocol.request import ChatRequest
+from llmrelay.providers.base import Chunk
+from llmrelay.router.router import Router
+
+
+class Gateway:
+    """Authenticates a request and hands it to the router's provider."""
+
+    def __init__(self, keys: KeyChecker, router: Router) -> None:
+        self.keys = keys
+        self.router = router
+
+    def authenticate(self, authorization: str | None) -> str:
+        return self.keys.authenticate(authorization)
+
+    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+        return await self.router.resolve(request.model).complete(request)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        return await self.router.resolve(request.model).stream(request)

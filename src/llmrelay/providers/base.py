@@ -1,0 +1,36 @@
+"""What a provider is: one backend protocol behind one small interface.
+
+A provider gets a validated ``ChatRequest`` and returns either a complete ``chat.completion``
+object or an async iterator of ``chat.completion.chunk`` objects, always ending with a usage
+chunk (``choices: []``); the HTTP edge passes that one on only if the client asked for it.
+Errors found before generation starts (a parameter the backend cannot honour, a prompt too
+long) are raised from ``complete``/``stream`` themselves, so they reach the client with their
+HTTP status; a failure after that is raised from the iterator.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any
+
+from llmrelay.protocol.request import ChatRequest
+
+Chunk = dict[str, Any]
+
+
+class Provider(ABC):
+    #: The name responses carry in ``model``: the model that really answers.
+    model_name: str
+    owned_by: str = "llmrelay"
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+        """Answer the request whole."""
+
+    @abstractmethod
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """Check the request, then return the iterator of its chunks."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to close
+        """Release what the provider holds (connections, a loaded model)."""

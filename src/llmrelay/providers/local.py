@@ -1,0 +1,136 @@
+"""``LocalProvider``: the built-in llama.cpp engine as a provider like any other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from llmrelay.engine.events import Finished, TextDelta
+from llmrelay.engine.local import EngineError, LocalEngine
+from llmrelay.engine.model import builtin_model_path
+from llmrelay.engine.toolcalls import ToolCallReader
+from llmrelay.errors import LLMRelayError
+from llmrelay.protocol.accumulate import MessageBuilder
+from llmrelay.protocol.request import ChatRequest
+from llmrelay.protocol.response import ResponseHeader, chunk_choice, usage
+from llmrelay.providers.base import Chunk, Provider
+from llmrelay.providers.local_request import EnginePlan, plan_request
+
+
+class LocalProvider(Provider):
+    """Answers from a GGUF loaded into this process.
+
+    >>> provider = await LocalProvider.load("smollm2-135m-instruct")
+    """
+
+    owned_by = "llmrelay-local"
+
+    def __init__(self, model_name: str, engine: LocalEngine) -> None:
+        self.model_name = model_name
+        self.engine = engine
+
+    @classmethod
+    async def load(
+        cls,
+        model_name: str,
+        path: Path | None = None,
+        *,
+        slots: int = 8,
+        context: int | None = None,
+        threads: int | None = None,
+    ) -> LocalProvider:
+        engine = await asyncio.to_thread(
+            LocalEngine,
+            path or builtin_model_path(),
+            slots=slots,
+            context=context,
+            threads=threads,
+        )
+        return cls(model_name, engine)
+
+    def _header(self) -> ResponseHeader:
+        return ResponseHeader(
+            model=self.model_name, system_fingerprint=self.engine.loaded.fingerprint
+        )
+
+    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+        plan = plan_request(request, self.engine, self.model_name)
+        header = self._header()
+        readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
+        builders = [MessageBuilder() for _ in range(plan.n)]
+        finish: dict[int, str] = {}
+        completion_tokens = 0
+        async for event in self._events(plan):
+            if isinstance(event, TextDelta):
+                for delta in readers[event.index].feed(event.text):
+                    builders[event.index].add(delta)
+                if event.logprobs is not None:
+                    builders[event.index].add({}, event.logprobs)
+            elif isinstance(event, Finished):
+                for delta in readers[event.index].finish():
+                    builders[event.index].add(delta)
+                finish[event.index] = _finish_reason(event, readers[event.index])
+                completion_tokens += event.completion_tokens
+        choices = [
+            {
+                "index": i,
+                "message": builders[i].message(),
+                "logprobs": _logprobs(plan, builders[i].logprobs),
+                "finish_reason": finish[i],
+            }
+            for i in range(plan.n)
+        ]
+        return header.completion(choices, usage(len(plan.prompt), completion_tokens))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        plan = plan_request(request, self.engine, self.model_name)
+        return self._chunks(plan, self._header())
+
+    async def _chunks(self, plan: EnginePlan, header: ResponseHeader) -> AsyncIterator[Chunk]:
+        readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
+        first = {"role": "assistant", "content": None if plan.tool_mode == "call" else ""}
+        first["refusal"] = None
+        yield header.chunk(
+            [chunk_choice(i, first, None, _first_logprobs(plan)) for i in range(plan.n)]
+        )
+        completion_tokens = 0
+        async for event in self._events(plan):
+            if isinstance(event, TextDelta):
+                deltas = readers[event.index].feed(event.text)
+                logprobs = event.logprobs
+                for delta in deltas:
+                    yield header.chunk([chunk_choice(event.index, delta, None, logprobs)])
+                    logprobs = None
+            elif isinstance(event, Finished):
+                for delta in readers[event.index].finish():
+                    yield header.chunk([chunk_choice(event.index, delta)])
+                reason = _finish_reason(event, readers[event.index])
+                yield header.chunk([chunk_choice(event.index, {}, reason)])
+                completion_tokens += event.completion_tokens
+        yield header.chunk([], usage=usage(len(plan.prompt), completion_tokens))
+
+    async def _events(self, plan: EnginePlan) -> AsyncIterator[TextDelta | Finished]:
+        try:
+            async for event in self.engine.generate(plan.prompt, plan.n, plan.params):
+                yield event  # type: ignore[misc]
+        except EngineError as exc:
+            raise LLMRelayError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.engine.close)
+
+
+def _finish_reason(event: Finished, reader: ToolCallReader) -> str:
+    return "tool_calls" if reader.called and event.reason == "stop" else event.reason
+
+
+def _logprobs(plan: EnginePlan, content: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    if not plan.params.logprobs:
+        return None
+    return {"content": content or [], "refusal": None}
+
+
+def _first_logprobs(plan: EnginePlan) -> list[dict[str, Any]] | None:
+    return [] if plan.params.logprobs else None
