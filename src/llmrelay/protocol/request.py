@@ -175,7 +175,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
 
 def _validation_error(detail: str) -> InvalidRequestError:
     match = _PATH.search(detail)
-    path = match.group("path") if match else ""
+    # msgspec writes a mapping's value as `[...]`; OpenAI names the mapping itself
+    path = match.group("path").replace("[...]", "") if match else ""
     detail = detail[: match.start()] if match else detail
     field = _FIELD.search(detail)
     if field:

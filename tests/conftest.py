@@ -1,0 +1,98 @@
+"""Fixtures: a real llmrelay server on loopback, and the official SDK pointed at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+
+from tests.spec import ValidatingTransport
+
+API_KEY = "sk-llmrelay-test-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    @property
+    def root(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+
+def start_server(
+    data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Server:
+    """Start ``python -m llmrelay serve`` and wait until /health answers."""
+    port = free_port()
+    log = data_dir / f"server-{port}.log"
+    log_file = log.open("w")
+    full_env = {**os.environ, "LLMRELAY_DATA_DIR": str(data_dir), **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llmrelay", "serve", "--port", str(port), *args],
+        env=full_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log_file.close()  # the child keeps its own descriptor
+    server = Server(f"http://127.0.0.1:{port}/v1", process, log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"llmrelay exited: {log.read_text()}")
+        try:
+            if httpx2.get(f"{server.root}/health", timeout=1).status_code == 200:
+                return server
+        except httpx2.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"llmrelay did not start: {log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("server"), env={"LLMRELAY_API_KEY": API_KEY})
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def transport() -> Iterator[ValidatingTransport]:
+    transport = ValidatingTransport()
+    yield transport
+    assert not transport.failures, "\n".join(transport.failures)
+
+
+@pytest.fixture
+def client(server: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
+    http_client = httpx2.Client(transport=transport, timeout=120)
+    with openai.OpenAI(
+        base_url=server.base_url, api_key=API_KEY, max_retries=0, http_client=http_client
+    ) as client:
+        yield client
