@@ -31,7 +31,7 @@ def build_router(config: Config) -> Router:
             context=model.context,
             threads=model.threads,
         )
-        provider = LocalProvider(model.name, engine)
+        provider = LocalProvider(model.name, engine, max_output_tokens=model.max_output_tokens)
         for name in (model.name, *model.aliases):
             routes[name] = provider
     return Router(routes)

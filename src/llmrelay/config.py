@@ -12,7 +12,8 @@ Example ``llmrelay.yaml``::
         aliases: [gpt-4o-mini]
         provider: local
         path: /models/SmolLM2-135M-Instruct.Q4_1.gguf   # default: the built-in model
-        parallel: 8
+        parallel: 8                 # requests (or choices) decoded together
+        max_output_tokens: 1024     # the longest answer; more is refused with a 400
 
 With no file, llmrelay serves the built-in model under its own name and as ``gpt-4o-mini``.
 """
@@ -30,6 +31,7 @@ import yaml
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_OUTPUT_TOKENS = 1024
 BUILTIN_MODEL_NAME = "smollm2-135m-instruct"
 BUILTIN_ALIASES = ("gpt-4o-mini",)
 _ENV_REF = re.compile(r"\$\{(\w+)\}")
@@ -56,6 +58,8 @@ class LocalModelConfig:
     parallel: int = 8
     threads: int | None = None
     context: int | None = None
+    # The most tokens one answer may have, as OpenAI's models have (a 135M model rambles on).
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +114,7 @@ def _model(entry: dict[str, Any]) -> LocalModelConfig:
     if provider != "local":
         raise ConfigError(f"model {entry['name']}: unknown provider {provider!r}")
     known = {"name", "aliases", "provider", "path", "parallel", "threads", "context"}
+    known |= {"max_output_tokens"}
     if unknown := set(entry) - known:
         raise ConfigError(f"model {entry['name']}: unknown settings {sorted(unknown)}")
     return LocalModelConfig(
@@ -119,6 +124,7 @@ def _model(entry: dict[str, Any]) -> LocalModelConfig:
         parallel=int(entry.get("parallel", 8)),
         threads=entry.get("threads"),
         context=entry.get("context"),
+        max_output_tokens=int(entry.get("max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS)),
     )
 
 

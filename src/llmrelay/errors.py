@@ -66,7 +66,7 @@ class UnsupportedParameterError(InvalidRequestError):
 class AuthenticationError(LLMRelayError):
     status = 401
     type = "invalid_request_error"
-    code = "invalid_api_key"
+    code: str | None = "invalid_api_key"
 
 
 class MissingAPIKeyError(AuthenticationError):

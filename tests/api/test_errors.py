@@ -138,6 +138,13 @@ def test_context_length_exceeded(server: Server) -> None:
     assert error["code"] == "context_length_exceeded"
 
 
+def test_answers_longer_than_the_model_gives_are_refused(server: Server) -> None:
+    error = error_of(post(server, {"model": MODEL, "messages": HELLO, "max_tokens": 2000}), 400)
+    assert (error["param"], error["code"]) == ("max_tokens", "invalid_value")
+    body = {"model": MODEL, "messages": HELLO, "max_completion_tokens": 1025}
+    assert error_of(post(server, body), 400)["param"] == "max_completion_tokens"
+
+
 def test_oversized_body(server: Server) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "x" * (9 * 1024 * 1024)}]}
     error = error_of(post(server, body), 413)

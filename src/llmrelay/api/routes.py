@@ -71,7 +71,9 @@ class Routes:
         return json_response(self._model(model_id))
 
     async def health(self, request: Request) -> Response:
-        return json_response({"status": "ok"})
+        router = self._gateway.router
+        models = {p.model_name: p.status() for p in router.providers()}
+        return json_response({"status": "ok", "models": models})
 
     def _model(self, name: str) -> dict[str, Any]:
         owned_by = self._gateway.router.resolve(name).owned_by

@@ -43,6 +43,9 @@ class LocalEngine:
     def n_vocab(self) -> int:
         return self.loaded.model.n_vocab()
 
+    def load(self) -> dict[str, int]:
+        return self._scheduler.load()
+
     def tokenize(self, text: str) -> list[int]:
         return self.loaded.tokenize(text)
 

@@ -54,12 +54,11 @@ class ChatTemplate:
 
 def _plain(message: Message) -> dict[str, str]:
     if isinstance(message, AssistantMessage):
-        calls = message.tool_calls or []
+        calls = [call.function for call in message.tool_calls or ()]
         if message.function_call:
-            calls = [message.function_call]
+            calls.append(message.function_call)
         text = text_of(message.content)
-        for call in calls:
-            function = getattr(call, "function", call)
+        for function in calls:
             payload = f'{{"name": "{function.name}", "arguments": {function.arguments or "{}"}}}'
             text += f"{TOOL_OPEN}\n{payload}\n{TOOL_CLOSE}"
         return {"role": "assistant", "content": text}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +60,7 @@ def build_sampler(model: LlamaModel, params: SamplingParams, index: int) -> Llam
 
 
 def token_logprobs(
-    logits: np.ndarray, token: int, top: int, piece_of: callable
+    logits: np.ndarray, token: int, top: int, piece_of: Callable[[int], bytes]
 ) -> dict[str, object]:
     """OpenAI's ``ChatCompletionTokenLogprob`` for ``token`` under the model's raw distribution."""
     shifted = logits - logits.max()

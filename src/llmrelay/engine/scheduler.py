@@ -81,6 +81,11 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="llmrelay-engine", daemon=True)
         self._thread.start()
 
+    def load(self) -> dict[str, int]:
+        """How busy the engine is (read from another thread: a snapshot, not exact)."""
+        running = sum(len(job.seqs) for job in list(self._jobs))
+        return {"running": running, "waiting": len(self._backlog) + self._waiting.qsize()}
+
     def submit(self, job: Job) -> None:
         self._waiting.put(job)
 

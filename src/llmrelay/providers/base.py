@@ -32,5 +32,9 @@ class Provider(ABC):
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         """Check the request, then return the iterator of its chunks."""
 
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` reports of this provider."""
+        return {}
+
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to close
         """Release what the provider holds (connections, a loaded model)."""

@@ -27,9 +27,12 @@ class LocalProvider(Provider):
 
     owned_by = "llmrelay-local"
 
-    def __init__(self, model_name: str, engine: LocalEngine) -> None:
+    def __init__(
+        self, model_name: str, engine: LocalEngine, *, max_output_tokens: int = 1024
+    ) -> None:
         self.model_name = model_name
         self.engine = engine
+        self.max_output_tokens = max_output_tokens
 
     @classmethod
     async def load(
@@ -40,6 +43,7 @@ class LocalProvider(Provider):
         slots: int = 8,
         context: int | None = None,
         threads: int | None = None,
+        max_output_tokens: int = 1024,
     ) -> LocalProvider:
         engine = await asyncio.to_thread(
             LocalEngine,
@@ -48,7 +52,7 @@ class LocalProvider(Provider):
             context=context,
             threads=threads,
         )
-        return cls(model_name, engine)
+        return cls(model_name, engine, max_output_tokens=max_output_tokens)
 
     def _header(self) -> ResponseHeader:
         return ResponseHeader(
@@ -56,7 +60,7 @@ class LocalProvider(Provider):
         )
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        plan = plan_request(request, self.engine, self.model_name)
+        plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
         header = self._header()
         readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
         builders = [MessageBuilder() for _ in range(plan.n)]
@@ -85,7 +89,7 @@ class LocalProvider(Provider):
         return header.completion(choices, usage(len(plan.prompt), completion_tokens))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        plan = plan_request(request, self.engine, self.model_name)
+        plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
         return self._chunks(plan, self._header())
 
     async def _chunks(self, plan: EnginePlan, header: ResponseHeader) -> AsyncIterator[Chunk]:
@@ -117,6 +121,9 @@ class LocalProvider(Provider):
                 yield event  # type: ignore[misc]
         except EngineError as exc:
             raise LLMRelayError(str(exc)) from exc
+
+    def status(self) -> dict[str, Any]:
+        return {"sequences": self.engine.load()}
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.engine.close)

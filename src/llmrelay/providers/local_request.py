@@ -43,7 +43,9 @@ class EnginePlan:
     tool_mode: str  # "text", "call" or "auto": how to read tool calls out of the output
 
 
-def plan_request(request: ChatRequest, engine: LocalEngine, model_name: str) -> EnginePlan:
+def plan_request(
+    request: ChatRequest, engine: LocalEngine, model_name: str, max_output_tokens: int
+) -> EnginePlan:
     """Check the request against what the engine can do and translate it; raise a 400 if not."""
     _refuse_unsupported(request, model_name)
     tools, tool_mode, grammar, trigger = _tools_and_grammar(request)
@@ -58,7 +60,7 @@ def plan_request(request: ChatRequest, engine: LocalEngine, model_name: str) -> 
         prompt=prompt,
         n=n,
         params=SamplingParams(
-            max_tokens=_max_tokens(request, len(prompt), engine.context_length),
+            max_tokens=_max_tokens(request, len(prompt), engine.context_length, max_output_tokens),
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
             presence_penalty=request.presence_penalty or 0.0,
@@ -146,10 +148,20 @@ def _format_grammar(request: ChatRequest) -> str | None:
     return None
 
 
-def _max_tokens(request: ChatRequest, prompt_tokens: int, context: int) -> int:
+def _max_tokens(request: ChatRequest, prompt_tokens: int, context: int, cap: int) -> int:
     limit = request.completion_limit
     if prompt_tokens + (limit or 1) <= context:
-        return limit or context - prompt_tokens
+        if limit is None:
+            return min(cap, context - prompt_tokens)
+        if limit > cap:
+            param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+            raise InvalidRequestError(
+                f"{param} is too large: {limit}. This model supports at most {cap} completion "
+                f"tokens, whereas you provided {limit}.",
+                param=param,
+                code="invalid_value",
+            )
+        return limit
     if limit:
         asked = (
             f"{prompt_tokens + limit} tokens ({prompt_tokens} in the messages, "
