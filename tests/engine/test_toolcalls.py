@@ -1,0 +1,47 @@
+"""Reading tool calls out of streamed text."""
+
+from __future__ import annotations
+
+from llmrelay.engine.toolcalls import ToolCallReader
+from llmrelay.protocol.accumulate import MessageBuilder
+
+
+def read(mode: str, pieces: list[str]) -> tuple[dict, bool, list[dict]]:
+    reader, builder, deltas = ToolCallReader(mode), MessageBuilder(), []
+    for piece in pieces:
+        deltas += reader.feed(piece)
+    deltas += reader.finish()
+    for delta in deltas:
+        builder.add(delta)
+    return builder.message(), reader.called, deltas
+
+
+def test_forced_call_streams_name_once_then_fragments() -> None:
+    pieces = ['{"name":"get_', 'weather","arguments":{"ci', 'ty": "Pa', 'ris"}', "}"]
+    message, called, deltas = read("call", pieces)
+    assert called
+    assert message["content"] is None
+    assert message["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    heads = [d for d in deltas if "id" in d["tool_calls"][0]]
+    assert len(heads) == 1
+
+
+def test_auto_call_in_tags() -> None:
+    pieces = ["<tool", '_call>\n{"name":"f","arguments":{}}', "\n</tool_call>"]
+    message, called, _ = read("auto", pieces)
+    assert called
+    assert message["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+def test_auto_text_is_content() -> None:
+    message, called, _ = read("auto", ["<", "b>bold</b>"])
+    assert not called
+    assert message["content"] == "<b>bold</b>"
+
+
+def test_text_mode_passes_through() -> None:
+    message, called, _ = read("text", ["<tool_call>", "x"])
+    assert message["content"] == "<tool_call>x" and not called
