@@ -47,6 +47,12 @@ class LoadedModel:
         self.bos = self.model.token_get_text(self.model.token_bos())
         self.eos = self.model.token_get_text(self.model.token_eos())
         self._pieces: dict[int, bytes] = {}
+        # Looked up once: the engine thread checks every sampled token, and each ctypes call
+        # gives up the GIL, which the event loop may then hold for a whole switch interval.
+        vocab = self.model.vocab
+        self.end_tokens = frozenset(
+            t for t in range(self.model.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)
+        )
 
     def piece(self, token: int) -> bytes:
         """The bytes a token stands for (cached: the vocabulary is fixed)."""

@@ -203,7 +203,7 @@ class Scheduler:
     def _sample(self, seq: _Sequence) -> None:
         params = seq.job.params
         token = seq.sampler.sample(self._ctx, seq.logit_row)
-        if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+        if token in self._loaded.end_tokens:
             self._finish(seq, "stop")
             return
         if params.logprobs:
