@@ -331,18 +331,19 @@ def test_tool_choice_auto_may_answer_in_text(client: openai.OpenAI, stream: bool
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_tool_choice_auto_may_call_a_tool(client: openai.OpenAI, stream: bool) -> None:
-    # The 135M model is not trained for tools and rarely opens a call on its own; nudging the
-    # first token towards "<" (token 44) makes it open "<tool_call>" for this seed, after which
-    # the lazy grammar must hold the call to the tool's schema.
+    # The 135M model is not trained for tools and does not open a call on its own. Biasing the
+    # tokens of "<tool_call>" (<, tool, _, call, >) makes it open one; from there the lazy grammar
+    # must hold the call to a tool's schema, although the bias still pulls every string to them.
+    opening = {str(token): 100 for token in (44, 19324, 79, 4350, 46)}
     choice = _final_choice(
         client,
         stream,
         model=MODEL,
         messages=WEATHER_QUESTION,
         tools=TOOLS,
-        seed=0,
+        temperature=0,
         max_tokens=80,
-        logit_bias={"44": 10},
+        logit_bias=opening,
     )
     _assert_valid_call(choice)
     assert not choice.message.content
@@ -382,3 +383,29 @@ def test_models(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
     assert ids == [REAL_MODEL, MODEL]
     assert client.models.retrieve(MODEL).id == MODEL
+
+
+def test_a_repeated_prompt_reuses_its_cache(client: openai.OpenAI) -> None:
+    system = "You are a concise assistant for a travel agency. " * 6  # about 70 tokens
+    messages = [{"role": "system", "content": system}, *HELLO]
+    first = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=20, temperature=0
+    )
+    again = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=20, temperature=0
+    )
+    assert first.usage and again.usage
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens
+    cached = again.usage.prompt_tokens_details
+    # the cache is reused in whole 32-token chunks, and the last prompt token is evaluated again
+    assert cached and cached.cached_tokens == (again.usage.prompt_tokens - 1) // 32 * 32
+    assert cached.cached_tokens > 0
+    assert again.choices[0].message.content == first.choices[0].message.content
+    follow_up = [
+        *messages,
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "Again, please."},
+    ]
+    turn = client.chat.completions.create(model=MODEL, messages=follow_up, max_tokens=5)
+    assert turn.usage and turn.usage.prompt_tokens_details
+    assert turn.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens // 32 * 32

@@ -17,6 +17,7 @@ class Finished:
     index: int
     reason: str
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused
 
 
 @dataclass(frozen=True, slots=True)

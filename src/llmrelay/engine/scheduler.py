@@ -5,6 +5,9 @@ into free sequence slots, puts one token per decoding sequence and a slice of ea
 into a single batch, decodes it, and samples each sequence with its own sampler chain. Events go
 back to the event loop with ``call_soon_threadsafe``, so generation never blocks the loop.
 A job with ``n`` choices evaluates its prompt once and copies the KV cache to its other slots.
+A finished sequence leaves its KV cache in its slot; a new job takes the free slot that shares
+the longest prefix with its prompt and evaluates only the rest (a shared system prompt, or the
+next turn of the same conversation, is not computed again).
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ log = logging.getLogger(__name__)
 
 # Tokens of one decode step: decoding sequences first, then prompt slices up to this budget.
 BATCH_TOKENS = 512
+# A prompt is evaluated in chunks of at most this many tokens, aligned to multiples of it. With
+# more query rows llama.cpp's attention switches to kernels that round differently, so a token's
+# KV cache would depend on how its prompt was split (by the cache, by other sequences): aligned
+# chunks of 32 give the same numbers as one-token decoding, which keeps seeds reproducible.
+PREFILL_CHUNK = 32
 
 
 @dataclass(eq=False)
@@ -43,6 +51,7 @@ class Job:
     events: asyncio.Queue[Event]
     cancelled: threading.Event = field(default_factory=threading.Event)
     prefilled: int = 0
+    cached: int = 0
     seqs: list[_Sequence] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
@@ -60,7 +69,7 @@ class _Sequence:
     pos: int = 0
     last: int = -1
     done: bool = False
-    generated: int = 0
+    tokens: list[int] = field(default_factory=list)
     logit_row: int = -1
     held_logprobs: list[dict[str, object]] = field(default_factory=list)
 
@@ -73,6 +82,7 @@ class Scheduler:
         self._model = loaded.model
         self._ctx = loaded.context
         self._free = collections.deque(range(slots))
+        self._kv_tokens: dict[int, list[int]] = {}  # what a free slot's KV cache holds
         self._waiting: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._backlog: collections.deque[Job] = collections.deque()
         self._jobs: list[Job] = []
@@ -107,7 +117,7 @@ class Scheduler:
                 log.exception("engine step failed")
                 for job in list(self._jobs):
                     job.emit(Failed(f"the local engine failed: {exc}"))
-                    self._release(job)
+                    self._release(job, keep_cache=False)
 
     def _take_new(self, block: bool) -> bool:
         try:
@@ -126,7 +136,7 @@ class Scheduler:
             if job.cancelled.is_set():
                 continue
             for index in range(job.n):
-                slot = self._free.popleft()
+                slot = self._reuse_slot(job) if index == 0 else self._free.popleft()
                 job.seqs.append(
                     _Sequence(
                         job=job,
@@ -138,13 +148,38 @@ class Scheduler:
                 )
             self._jobs.append(job)
 
+    def _reuse_slot(self, job: Job) -> int:
+        """Take the free slot whose cache shares most of the prompt; keep that shared part."""
+
+        def shared(slot: int) -> int:
+            cached = self._kv_tokens.get(slot, ())
+            n = 0
+            for a, b in zip(cached, job.prompt, strict=False):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        slot = max(self._free, key=shared)
+        self._free.remove(slot)
+        # at least the prompt's last token is evaluated again: its logits start the answer
+        reusable = min(shared(slot), len(job.prompt) - 1)
+        job.cached = job.prefilled = reusable // PREFILL_CHUNK * PREFILL_CHUNK
+        self._ctx.kv_cache_seq_rm(slot, job.cached, -1)
+        return slot
+
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._jobs if j.cancelled.is_set()]:
             self._release(job)
 
-    def _release(self, job: Job) -> None:
+    def _release(self, job: Job, keep_cache: bool = True) -> None:
+        prefilled = job.prefilled == len(job.prompt)
         for seq in job.seqs:
-            self._ctx.kv_cache_seq_rm(seq.slot, -1, -1)
+            in_cache = seq.pos if prefilled else job.prefilled if seq is job.seqs[0] else 0
+            if not keep_cache:
+                in_cache = 0
+                self._ctx.kv_cache_seq_rm(seq.slot, -1, -1)
+            self._kv_tokens[seq.slot] = (job.prompt + seq.tokens)[:in_cache]
             self._free.append(seq.slot)
         job.seqs.clear()
         self._jobs.remove(job)
@@ -167,7 +202,8 @@ class Scheduler:
         for job in self._jobs:
             if budget <= 0 or job.prefilled == len(job.prompt):
                 continue
-            start, end = job.prefilled, min(len(job.prompt), job.prefilled + budget)
+            start = job.prefilled
+            end = min(len(job.prompt), start + budget, (start // PREFILL_CHUNK + 1) * PREFILL_CHUNK)
             last = len(job.prompt) - 1
             for pos in range(start, end):
                 row = self._add(job.prompt[pos], pos, job.seqs[0].slot, logits=pos == last)
@@ -214,14 +250,14 @@ class Scheduler:
             seq.held_logprobs.append(
                 token_logprobs(logits, token, params.top_logprobs, self._loaded.piece)
             )
-        seq.generated += 1
+        seq.tokens.append(token)
         seq.last = token
         text, stopped = seq.stops.feed(seq.detok.feed(self._loaded.piece(token)))
         self._send(seq, text)
         if stopped:
             seq.held_logprobs.clear()
             self._finish(seq, "stop", flush=False)
-        elif seq.generated >= params.max_tokens:
+        elif len(seq.tokens) >= params.max_tokens:
             self._finish(seq, "length")
 
     def _send(self, seq: _Sequence, text: str) -> None:
@@ -235,5 +271,5 @@ class Scheduler:
     def _finish(self, seq: _Sequence, reason: str, flush: bool = True) -> None:
         if flush:
             self._send(seq, seq.stops.feed(seq.detok.flush())[0] + seq.stops.flush())
-        seq.job.emit(Finished(seq.index, reason, seq.generated))
+        seq.job.emit(Finished(seq.index, reason, len(seq.tokens), seq.job.cached))
         seq.done = True

@@ -65,7 +65,7 @@ class LocalProvider(Provider):
         readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
         builders = [MessageBuilder() for _ in range(plan.n)]
         finish: dict[int, str] = {}
-        completion_tokens = 0
+        completion_tokens = cached = 0
         async for event in self._events(plan):
             if isinstance(event, TextDelta):
                 for delta in readers[event.index].feed(event.text):
@@ -77,6 +77,7 @@ class LocalProvider(Provider):
                     builders[event.index].add(delta)
                 finish[event.index] = _finish_reason(event, readers[event.index])
                 completion_tokens += event.completion_tokens
+                cached = event.cached_tokens
         choices = [
             {
                 "index": i,
@@ -86,7 +87,7 @@ class LocalProvider(Provider):
             }
             for i in range(plan.n)
         ]
-        return header.completion(choices, usage(len(plan.prompt), completion_tokens))
+        return header.completion(choices, usage(len(plan.prompt), completion_tokens, cached))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
@@ -113,7 +114,8 @@ class LocalProvider(Provider):
                 reason = _finish_reason(event, readers[event.index])
                 yield header.chunk([chunk_choice(event.index, {}, reason)])
                 completion_tokens += event.completion_tokens
-        yield header.chunk([], usage=usage(len(plan.prompt), completion_tokens))
+                cached = event.cached_tokens
+        yield header.chunk([], usage=usage(len(plan.prompt), completion_tokens, cached))
 
     async def _events(self, plan: EnginePlan) -> AsyncIterator[TextDelta | Finished]:
         try:
