@@ -95,7 +95,9 @@ def test_named_tool_choice_must_name_a_tool(server: Server) -> None:
     assert error_of(post(server, body), 400)["param"] == "tool_choice"
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", '{"model": "\u00e9'.encode()])
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"", b"[1, 2]", '{"model": "\u00e9'.encode(), b'{"model": "\xff"}']
+)
 def test_malformed_json(server: Server, body: bytes) -> None:
     error = error_of(post(server, body), 400)
     assert error["type"] == "invalid_request_error"

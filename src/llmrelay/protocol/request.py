@@ -164,7 +164,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from llmrelay.engine.events import Finished, TextDelta
 from llmrelay.engine.local import EngineError, LocalEngine
-from llmrelay.engine.model import builtin_model_path
 from llmrelay.engine.toolcalls import ToolCallReader
 from llmrelay.errors import LLMRelayError
 from llmrelay.protocol.accumulate import MessageBuilder
@@ -22,7 +20,7 @@ from llmrelay.providers.local_request import EnginePlan, plan_request
 class LocalProvider(Provider):
     """Answers from a GGUF loaded into this process.
 
-    >>> provider = await LocalProvider.load("smollm2-135m-instruct")
+    >>> provider = LocalProvider("smollm2-135m-instruct", LocalEngine(builtin_model_path()))
     """
 
     owned_by = "llmrelay-local"
@@ -33,26 +31,6 @@ class LocalProvider(Provider):
         self.model_name = model_name
         self.engine = engine
         self.max_output_tokens = max_output_tokens
-
-    @classmethod
-    async def load(
-        cls,
-        model_name: str,
-        path: Path | None = None,
-        *,
-        slots: int = 8,
-        context: int | None = None,
-        threads: int | None = None,
-        max_output_tokens: int = 1024,
-    ) -> LocalProvider:
-        engine = await asyncio.to_thread(
-            LocalEngine,
-            path or builtin_model_path(),
-            slots=slots,
-            context=context,
-            threads=threads,
-        )
-        return cls(model_name, engine, max_output_tokens=max_output_tokens)
 
     def _header(self) -> ResponseHeader:
         return ResponseHeader(
@@ -95,8 +73,8 @@ class LocalProvider(Provider):
 
     async def _chunks(self, plan: EnginePlan, header: ResponseHeader) -> AsyncIterator[Chunk]:
         readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
-        first = {"role": "assistant", "content": None if plan.tool_mode == "call" else ""}
-        first["refusal"] = None
+        content = None if plan.tool_mode == "call" else ""
+        first = {"role": "assistant", "content": content, "refusal": None}
         yield header.chunk(
             [chunk_choice(i, first, None, _first_logprobs(plan)) for i in range(plan.n)]
         )
