@@ -409,3 +409,30 @@ def test_a_repeated_prompt_reuses_its_cache(client: openai.OpenAI) -> None:
     turn = client.chat.completions.create(model=MODEL, messages=follow_up, max_tokens=5)
     assert turn.usage and turn.usage.prompt_tokens_details
     assert turn.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens // 32 * 32
+
+
+def test_top_p_near_zero_keeps_only_the_likeliest_token(client: openai.OpenAI) -> None:
+    greedy = client.chat.completions.create(
+        model=MODEL, messages=HELLO, max_tokens=20, temperature=0
+    )
+    for seed in (1, 2):
+        nucleus = client.chat.completions.create(
+            model=MODEL, messages=HELLO, max_tokens=20, temperature=1.5, top_p=1e-6, seed=seed
+        )
+        assert nucleus.choices[0].message.content == greedy.choices[0].message.content
+
+
+def test_penalties_discourage_repetition(client: openai.OpenAI) -> None:
+    messages = [{"role": "user", "content": "List ten fruits, one per line, as a numbered list."}]
+
+    def repeats(**penalty: float) -> int:
+        response = client.chat.completions.create(
+            model=MODEL, messages=messages, max_tokens=40, temperature=0, logprobs=True, **penalty
+        )
+        assert response.choices[0].logprobs and response.choices[0].logprobs.content
+        tokens = [t.token for t in response.choices[0].logprobs.content]
+        return max(tokens.count(t) for t in set(tokens))
+
+    plain = repeats()
+    assert repeats(frequency_penalty=2.0) < plain
+    assert repeats(presence_penalty=2.0) < plain
