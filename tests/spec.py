@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,10 @@ def validate_chat_body(status: int, content_type: str, body: bytes) -> int:
     return checked
 
 
-class _TeeStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, on_close: Any) -> None:
+class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """Passes a response body on and hands the whole of it to ``on_close`` at the end."""
+
+    def __init__(self, inner: Any, on_close: Callable[[bytes], None]) -> None:
         self._inner, self._on_close, self._parts = inner, on_close, []
 
     def __iter__(self) -> Iterator[bytes]:
@@ -81,21 +83,28 @@ class _TeeStream(httpx2.SyncByteStream):
             self._parts.append(part)
             yield part
 
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._inner:
+            self._parts.append(part)
+            yield part
+
     def close(self) -> None:
         self._inner.close()
         self._on_close(b"".join(self._parts))
 
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+        self._on_close(b"".join(self._parts))
 
-class ValidatingTransport(httpx2.BaseTransport):
-    """Records a failure for any chat response that does not match the spec."""
+
+class _Recorder:
+    """What the validating transports share: the checks made and the failures seen."""
 
     def __init__(self) -> None:
-        self._inner = httpx2.HTTPTransport()
         self.failures: list[str] = []
         self.checked = 0
 
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = self._inner.handle_request(request)
+    def wrap(self, request: httpx2.Request, response: httpx2.Response) -> httpx2.Response:
         if not request.url.path.endswith("/chat/completions"):
             return response
         status, content_type = response.status_code, response.headers.get("content-type", "")
@@ -113,5 +122,30 @@ class ValidatingTransport(httpx2.BaseTransport):
             extensions=response.extensions,
         )
 
+
+class ValidatingTransport(httpx2.BaseTransport, _Recorder):
+    """Records a failure for any chat response that does not match the spec."""
+
+    def __init__(self) -> None:
+        _Recorder.__init__(self)
+        self._inner = httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self.wrap(request, self._inner.handle_request(request))
+
     def close(self) -> None:
         self._inner.close()
+
+
+class AsyncValidatingTransport(httpx2.AsyncBaseTransport, _Recorder):
+    """The same for the async client."""
+
+    def __init__(self) -> None:
+        _Recorder.__init__(self)
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        return self.wrap(request, await self._inner.handle_async_request(request))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import API_KEY, Server
+from tests.spec import AsyncValidatingTransport
 
 MODEL = "gpt-4o-mini"
 STORY = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]
@@ -19,8 +20,14 @@ NO_END = {"2": -100}  # <|im_end|>: forbidding it keeps a generation going to it
 
 @pytest.fixture
 async def aclient(server: Server) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0) as c:
-        yield c
+    transport = AsyncValidatingTransport()
+    http = httpx2.AsyncClient(transport=transport, timeout=120)
+    async with openai.AsyncOpenAI(
+        base_url=server.base_url, api_key=API_KEY, max_retries=0, http_client=http
+    ) as client:
+        yield client
+    assert not transport.failures, "\n".join(transport.failures)
+    assert transport.checked
 
 
 async def engine_load(server: Server) -> dict[str, int]:

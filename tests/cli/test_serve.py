@@ -10,6 +10,7 @@ import httpx2
 import pytest
 
 from tests.conftest import start_server, stop_server
+from tests.spec import validate
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]},
             timeout=60,
         ).json()
+        validate("CreateChatCompletionResponse", answer)
         assert answer["model"] == "tiny"
         assert answer["usage"]["completion_tokens"] <= 16
         long = {"model": "tiny", "messages": [{"role": "user", "content": "hi " * 2100}]}
@@ -73,6 +75,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             json=long,
             timeout=60,
         ).json()
+        validate("ErrorResponse", refused)
         assert refused["error"]["code"] == "context_length_exceeded"
         assert "2048" in refused["error"]["message"]
     finally:
