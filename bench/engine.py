@@ -72,11 +72,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
+def start_server(config: str | None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "LLMRELAY_API_KEY": KEY, "LLMRELAY_DATA_DIR": tempfile.mkdtemp()}
+    extra = ["--config", config] if config else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "llmrelay", "serve", "--port", str(port)],
+        [sys.executable, "-m", "llmrelay", "serve", "--port", str(port), *extra],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -166,8 +167,8 @@ async def health_while_busy(http: aiohttp.ClientSession, root: str, tokens: int)
     return times
 
 
-async def through_llmrelay(tokens: int, repeat: int) -> dict:
-    process, root = start_server()
+async def through_llmrelay(tokens: int, repeat: int, config: str | None) -> dict:
+    process, root = start_server(config)
     try:
         async with aiohttp.ClientSession() as http:
             await wait_ready(http, root)
@@ -197,10 +198,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=128, help="tokens per stream")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--config", help="a config file for the server (default: none)")
     args = parser.parse_args()
 
     direct = direct_decode_rate(args.tokens, args.repeat)
-    relay = asyncio.run(through_llmrelay(args.tokens, args.repeat))
+    relay = asyncio.run(through_llmrelay(args.tokens, args.repeat, args.config))
     print(
         f"model SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens per stream,"
         f" median of {args.repeat}"
