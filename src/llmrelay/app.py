@@ -11,27 +11,35 @@ from starlette.types import ASGIApp
 from llmrelay.api.errors import EXCEPTION_HANDLERS
 from llmrelay.api.middleware import RequestIdMiddleware
 from llmrelay.api.routes import Routes
-from llmrelay.config import Config
+from llmrelay.config import Config, ModelConfig, OpenAIModelConfig
 from llmrelay.engine.local import LocalEngine
 from llmrelay.engine.model import builtin_model_path
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.providers.base import Provider
 from llmrelay.providers.local import LocalProvider
+from llmrelay.providers.openai import OpenAIProvider
 from llmrelay.router.router import Router
 
 
+def build_provider(model: ModelConfig) -> Provider:
+    """The provider of one configured model; a local model is loaded here, once."""
+    if isinstance(model, OpenAIModelConfig):
+        return OpenAIProvider(model)
+    engine = LocalEngine(
+        model.path or builtin_model_path(),
+        slots=model.parallel,
+        context=model.context,
+        threads=model.threads,
+    )
+    return LocalProvider(model.name, engine, max_output_tokens=model.max_output_tokens)
+
+
 def build_router(config: Config) -> Router:
-    """Load every configured model once and map its name and aliases to it."""
+    """Map every configured model's name and aliases to its provider."""
     routes: dict[str, Provider] = {}
     for model in config.models:
-        engine = LocalEngine(
-            model.path or builtin_model_path(),
-            slots=model.parallel,
-            context=model.context,
-            threads=model.threads,
-        )
-        provider = LocalProvider(model.name, engine, max_output_tokens=model.max_output_tokens)
+        provider = build_provider(model)
         for name in (model.name, *model.aliases):
             routes[name] = provider
     return Router(routes)

@@ -15,6 +15,13 @@ Example ``llmrelay.yaml``::
         parallel: 8                 # requests (or choices) decoded together
         max_output_tokens: 1024     # the longest answer; more is refused with a 400
 
+      - name: gpt-4o
+        provider: openai             # any OpenAI-compatible upstream
+        base_url: https://api.openai.com/v1
+        api_key: ${OPENAI_API_KEY}
+        model: gpt-4o-2024-08-06     # the upstream's name (default: name)
+        timeouts: {connect: 5, first_byte: 30, total: 600}
+
 With no file, llmrelay serves the built-in model under its own name and as ``gpt-4o-mini``.
 """
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +71,39 @@ class LocalModelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Seconds allowed to connect, to the first byte of the answer, and for the whole answer."""
+
+    connect: float = 10.0
+    first_byte: float = 60.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenAIModelConfig:
+    """A model relayed to an OpenAI-compatible upstream (OpenAI, vLLM, llama.cpp, Ollama, ...)."""
+
+    name: str
+    base_url: str
+    model: str  # the upstream's name for it
+    api_key: Secret | None = None
+    aliases: tuple[str, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # Ask the upstream for usage in streams; off for upstreams that reject stream_options.
+    stream_usage: bool = True
+
+
+ModelConfig = LocalModelConfig | OpenAIModelConfig
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keys: tuple[Secret, ...] = ()
     data_dir: Path = field(default_factory=lambda: default_data_dir())
-    models: tuple[LocalModelConfig, ...] = (LocalModelConfig(),)
+    models: tuple[ModelConfig, ...] = (LocalModelConfig(),)
 
 
 def default_data_dir() -> Path:
@@ -107,24 +141,52 @@ def load_config(path: Path | None = None) -> Config:
     return Config(**kwargs)
 
 
-def _model(entry: dict[str, Any]) -> LocalModelConfig:
+def _model(entry: dict[str, Any]) -> ModelConfig:
     if not isinstance(entry, dict) or "name" not in entry:
         raise ConfigError(f"each model needs at least a name: {entry!r}")
     provider = entry.get("provider", "local")
-    if provider != "local":
+    parsers: dict[str, Callable[..., ModelConfig]] = {
+        "local": _local_model,
+        "openai": _openai_model,
+    }
+    if provider not in parsers:
         raise ConfigError(f"model {entry['name']}: unknown provider {provider!r}")
-    known = {"name", "aliases", "provider", "path", "parallel", "threads", "context"}
-    known |= {"max_output_tokens"}
-    if unknown := set(entry) - known:
-        raise ConfigError(f"model {entry['name']}: unknown settings {sorted(unknown)}")
+    settings = {k: v for k, v in entry.items() if k != "provider"}
+    try:
+        return parsers[provider](**settings)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {entry['name']}: {exc}") from exc
+
+
+def _local_model(
+    *, name: str, aliases: list[str] | None = None, path: str | None = None, **rest: Any
+) -> LocalModelConfig:
     return LocalModelConfig(
-        name=entry["name"],
-        aliases=tuple(entry.get("aliases") or ()),
-        path=Path(entry["path"]) if entry.get("path") else None,
-        parallel=int(entry.get("parallel", 8)),
-        threads=entry.get("threads"),
-        context=entry.get("context"),
-        max_output_tokens=int(entry.get("max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS)),
+        name=name,
+        aliases=tuple(aliases or ()),
+        path=Path(path) if path else None,
+        **{k: int(v) for k, v in rest.items()},
+    )
+
+
+def _openai_model(
+    *,
+    name: str,
+    base_url: str,
+    model: str | None = None,
+    api_key: str | None = None,
+    aliases: list[str] | None = None,
+    timeouts: dict[str, float] | None = None,
+    stream_usage: bool = True,
+) -> OpenAIModelConfig:
+    return OpenAIModelConfig(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        model=model or name,
+        api_key=Secret(api_key) if api_key else None,
+        aliases=tuple(aliases or ()),
+        timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
+        stream_usage=bool(stream_usage),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 
-class _Part(msgspec.Struct, tag_field="type", forbid_unknown_fields=False):
+class _Part(msgspec.Struct, omit_defaults=True, tag_field="type", forbid_unknown_fields=False):
     pass
 
 
@@ -15,7 +15,7 @@ class TextPart(_Part, tag="text"):
     text: str
 
 
-class ImageURL(msgspec.Struct):
+class ImageURL(msgspec.Struct, omit_defaults=True):
     url: str
     detail: str | None = None
 
@@ -24,7 +24,7 @@ class ImagePart(_Part, tag="image_url"):
     image_url: ImageURL
 
 
-class InputAudio(msgspec.Struct):
+class InputAudio(msgspec.Struct, omit_defaults=True):
     data: str
     format: str
 
@@ -45,17 +45,17 @@ UserPart = TextPart | ImagePart | AudioPart | FilePart
 AssistantPart = TextPart | RefusalPart
 
 
-class FunctionCall(msgspec.Struct):
+class FunctionCall(msgspec.Struct, omit_defaults=True):
     name: str
     arguments: str
 
 
-class ToolCall(msgspec.Struct, tag_field="type", tag="function"):
+class ToolCall(msgspec.Struct, omit_defaults=True, tag_field="type", tag="function"):
     id: str
     function: FunctionCall
 
 
-class _Message(msgspec.Struct, tag_field="role"):
+class _Message(msgspec.Struct, omit_defaults=True, tag_field="role"):
     pass
 
 

@@ -22,12 +22,12 @@ Stop = str | Annotated[list[str], msgspec.Meta(max_length=4)]
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-class StreamOptions(msgspec.Struct):
+class StreamOptions(msgspec.Struct, omit_defaults=True):
     include_usage: bool | None = None
     include_obfuscation: bool | None = None
 
 
-class _Format(msgspec.Struct, tag_field="type"):
+class _Format(msgspec.Struct, omit_defaults=True, tag_field="type"):
     pass
 
 
@@ -39,7 +39,7 @@ class JsonObjectFormat(_Format, tag="json_object"):
     pass
 
 
-class JsonSchema(msgspec.Struct):
+class JsonSchema(msgspec.Struct, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")]
     description: str | None = None
     schema: dict[str, Any] | None = None
@@ -53,14 +53,14 @@ class JsonSchemaFormat(_Format, tag="json_schema"):
 ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
 
 
-class FunctionDef(msgspec.Struct):
+class FunctionDef(msgspec.Struct, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")]
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class _Tool(msgspec.Struct, tag_field="type"):
+class _Tool(msgspec.Struct, omit_defaults=True, tag_field="type"):
     pass
 
 
@@ -72,7 +72,7 @@ class CustomTool(_Tool, tag="custom"):
     custom: dict[str, Any]
 
 
-class NamedFunction(msgspec.Struct):
+class NamedFunction(msgspec.Struct, omit_defaults=True):
     name: str
 
 
@@ -95,8 +95,11 @@ ToolChoice = (
 FunctionCallChoice = Literal["none", "auto"] | NamedFunction
 
 
-class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """The body of ``POST /v1/chat/completions``, every field of the spec."""
+class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The body of ``POST /v1/chat/completions``, every field of the spec.
+
+    Encoding it again gives what the client sent, less the fields it left unset.
+    """
 
     model: str
     messages: Messages

@@ -1,0 +1,188 @@
+"""Relaying to an OpenAI-compatible upstream: a scripted one on loopback, the SDK in front."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+
+from tests.conftest import API_KEY, Server, start_server, stop_server
+from tests.spec import ValidatingTransport
+from tests.upstream import ANSWERING_MODEL, PIECE_DELAY, SCRIPTS, STREAM_PIECES, Upstream
+
+UPSTREAM_KEY = "sk-upstream-secret-" + "u" * 30
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    with Upstream() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("relay")
+    lines = ["models:"]
+    for name in SCRIPTS:
+        lines += [
+            f"  - name: relay-{name}",
+            "    provider: openai",
+            f"    base_url: {upstream.base_url}",
+            "    api_key: ${UPSTREAM_KEY}",
+            f"    model: {name}",
+            "    timeouts: {connect: 2, first_byte: 1, total: 5}",
+        ]
+    lines += [
+        "  - name: relay-quiet",
+        "    provider: openai",
+        f"    base_url: {upstream.base_url}",
+        "    model: answer",
+        "    stream_usage: false",
+    ]
+    config = Path(data) / "llmrelay.yaml"
+    config.write_text("\n".join(lines) + "\n")
+    env = {"LLMRELAY_API_KEY": API_KEY, "UPSTREAM_KEY": UPSTREAM_KEY}
+    server = start_server(data, env=env, args=("--config", str(config)))
+    yield server
+    stop_server(server)
+    assert UPSTREAM_KEY not in server.log.read_text()
+
+
+@pytest.fixture
+def sdk(relay: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
+    http = httpx2.Client(transport=transport, timeout=30)
+    with openai.OpenAI(
+        base_url=relay.base_url, api_key=API_KEY, max_retries=0, http_client=http
+    ) as client:
+        yield client
+
+
+def test_answer_passes_through(sdk: openai.OpenAI, upstream: Upstream) -> None:
+    response = sdk.chat.completions.create(
+        model="relay-answer", messages=HELLO, temperature=0.3, max_tokens=7, user="u-1"
+    )
+    assert response.choices[0].message.content == "Hello, world!"
+    assert response.model == ANSWERING_MODEL
+    sent = upstream.requests[-1]
+    assert sent == {
+        "model": "answer",
+        "messages": HELLO,
+        "temperature": 0.3,
+        "max_tokens": 7,
+        "user": "u-1",
+    }
+    assert upstream.headers[-1]["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+def test_parallel_tool_calls_pass_through(sdk: openai.OpenAI) -> None:
+    tools = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    ]
+    response = sdk.chat.completions.create(model="relay-tools", messages=HELLO, tools=tools)
+    calls = response.choices[0].message.tool_calls
+    assert calls and [c.function.arguments for c in calls] == [
+        '{"city":"Paris"}',
+        '{"city":"Tokyo"}',
+    ]
+    assert response.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_stream_is_forwarded_chunk_by_chunk(
+    sdk: openai.OpenAI, upstream: Upstream, include_usage: bool
+) -> None:
+    kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
+    arrivals, pieces = [], []
+    started = time.perf_counter()
+    for chunk in sdk.chat.completions.create(
+        model="relay-answer", messages=HELLO, stream=True, **kwargs
+    ):
+        arrivals.append(time.perf_counter() - started)
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if not chunk.choices:
+            assert include_usage and chunk.usage and chunk.usage.total_tokens == 14
+    assert pieces == STREAM_PIECES
+    assert upstream.requests[-1]["stream_options"] == {"include_usage": True}, (
+        "usage is always asked for"
+    )
+    # the pieces arrive spread over the upstream's pauses, not all at the end
+    assert arrivals[-1] - arrivals[1] >= PIECE_DELAY * (len(STREAM_PIECES) - 1)
+
+
+def test_usage_request_can_be_turned_off(sdk: openai.OpenAI, upstream: Upstream) -> None:
+    chunks = list(sdk.chat.completions.create(model="relay-quiet", messages=HELLO, stream=True))
+    assert "stream_options" not in upstream.requests[-1]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello, world!"
+
+
+def test_upstream_429_stays_429_with_its_retry_after(relay: Server) -> None:
+    response = httpx2.post(
+        f"{relay.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {API_KEY}"},
+        json={"model": "relay-limited", "messages": HELLO},
+        timeout=10,
+    )
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.headers["retry-after-ms"] == "7000"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "status"),
+    [
+        ("relay-bad-param", openai.BadRequestError, 400),
+        ("relay-broken", openai.InternalServerError, 502),
+        ("relay-refuses-key", openai.InternalServerError, 502),
+        ("relay-hang", openai.InternalServerError, 504),
+    ],
+)
+def test_upstream_errors_are_mapped(
+    sdk: openai.OpenAI, model: str, error: type[openai.APIStatusError], status: int
+) -> None:
+    with pytest.raises(error) as caught:
+        sdk.chat.completions.create(model=model, messages=HELLO)
+    assert caught.value.status_code == status
+    text = caught.value.response.text
+    assert "127.0.0.1" not in text and "upstream-secret-host" not in text and "sk-upst" not in text
+    if model == "relay-bad-param":
+        assert caught.value.param == "temperature"
+
+
+def test_a_stream_cut_midway_ends_with_an_error_event(sdk: openai.OpenAI) -> None:
+    stream = sdk.chat.completions.create(model="relay-cut", messages=HELLO, stream=True)
+    pieces = []
+    with pytest.raises(openai.APIError, match=r"broke the stream|ended the stream early"):
+        for chunk in stream:
+            pieces.append(chunk.choices[0].delta.content)
+    assert pieces == ["Hel"]
+
+
+def test_unreachable_upstream(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "models:\n  - name: gone\n    provider: openai\n"
+        f"    base_url: http://127.0.0.1:{free_port()}/v1\n"
+    )
+    server = start_server(
+        tmp_path, env={"LLMRELAY_API_KEY": API_KEY}, args=("--config", str(config))
+    )
+    try:
+        response = httpx2.post(
+            f"{server.base_url}/chat/completions",
+            headers={"authorization": f"Bearer {API_KEY}"},
+            json={"model": "gone", "messages": HELLO},
+            timeout=10,
+        )
+        assert response.status_code == 502
+        assert "could not be reached" in response.json()["error"]["message"]
+    finally:
+        stop_server(server)

@@ -1,0 +1,204 @@
+"""A scripted OpenAI-compatible upstream: a real aiohttp server on loopback, in its own thread.
+
+What it does depends on the upstream model name it is asked for (see ``SCRIPTS``); it keeps every
+request body and header it received, for the tests to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.conftest import free_port
+
+ANSWERING_MODEL = "upstream-model-2025-01-01"
+STREAM_PIECES = ["Hel", "lo", ", wor", "ld", "!"]
+PIECE_DELAY = 0.05
+
+
+def _completion(message: dict[str, Any], finish: str) -> dict[str, Any]:
+    message = {"refusal": None, **message}
+    return {
+        "id": "chatcmpl-upstream1",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": ANSWERING_MODEL,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14},
+    }
+
+
+def _chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+    body = {
+        "id": "chatcmpl-upstream2",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": ANSWERING_MODEL,
+        "choices": choices,
+        **extra,
+    }
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def _error(
+    status: int,
+    message: str,
+    type_: str,
+    param: str | None,
+    code: str | None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Upstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        script = SCRIPTS[body["model"]]
+        return await script(self, request, body)
+
+
+async def answer(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    if body.get("stream"):
+        return await stream(up, request, body)
+    return web.json_response(_completion({"role": "assistant", "content": "Hello, world!"}, "stop"))
+
+
+async def stream(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(
+        _chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    )
+    for piece in STREAM_PIECES:
+        await asyncio.sleep(PIECE_DELAY)
+        await response.write(
+            _chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+        )
+    await response.write(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}
+        await response.write(_chunk([], usage=usage))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+async def cut(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(
+        _chunk(
+            [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}]
+        )
+    )
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+async def tools(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    calls = [
+        {
+            "id": f"call_{city}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": orjson.dumps({"city": city}).decode()},
+        }
+        for city in ("Paris", "Tokyo")
+    ]
+    return web.json_response(
+        _completion({"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls")
+    )
+
+
+async def limited(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    return _error(
+        429,
+        "Rate limit reached for requests",
+        "requests",
+        None,
+        "rate_limit_exceeded",
+        {"retry-after": "7", "retry-after-ms": "7000"},
+    )
+
+
+async def bad_param(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    return _error(
+        400,
+        "Unsupported value: 'temperature'",
+        "invalid_request_error",
+        "temperature",
+        "unsupported_value",
+    )
+
+
+async def broken(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    return web.Response(status=500, text="internal error at upstream-secret-host")
+
+
+async def refuses_key(
+    up: Upstream, request: web.Request, body: dict[str, Any]
+) -> web.StreamResponse:
+    return _error(
+        401,
+        "Incorrect API key provided: sk-upst***cret.",
+        "invalid_request_error",
+        None,
+        "invalid_api_key",
+    )
+
+
+async def hang(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    await asyncio.sleep(10)
+    return web.json_response({})
+
+
+SCRIPTS: dict[
+    str, Callable[[Upstream, web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+] = {
+    "answer": answer,
+    "cut": cut,
+    "tools": tools,
+    "limited": limited,
+    "bad-param": bad_param,
+    "broken": broken,
+    "refuses-key": refuses_key,
+    "hang": hang,
+}
