@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -89,10 +90,28 @@ def transport() -> Iterator[ValidatingTransport]:
     assert not transport.failures, "\n".join(transport.failures)
 
 
+def sdk_client(server: Server, transport: ValidatingTransport) -> openai.OpenAI:
+    """The official SDK pointed at ``server``, its traffic checked by ``transport``."""
+    http_client = httpx2.Client(transport=transport, timeout=120)
+    return openai.OpenAI(
+        base_url=server.base_url, api_key=API_KEY, max_retries=0, http_client=http_client
+    )
+
+
+def post_chat(
+    server: Server, body: bytes | dict[str, Any], key: str | None = API_KEY
+) -> httpx2.Response:
+    """A raw ``POST /v1/chat/completions``, for what the SDK would not send or would hide."""
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    url = f"{server.base_url}/chat/completions"
+    if isinstance(body, dict):
+        return httpx2.post(url, json=body, headers=headers, timeout=60)
+    return httpx2.post(url, content=body, headers=headers, timeout=60)
+
+
 @pytest.fixture
 def client(server: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
-    http_client = httpx2.Client(transport=transport, timeout=120)
-    with openai.OpenAI(
-        base_url=server.base_url, api_key=API_KEY, max_retries=0, http_client=http_client
-    ) as client:
+    with sdk_client(server, transport) as client:
         yield client

@@ -8,26 +8,11 @@ import httpx2
 import openai
 import pytest
 
-from tests.conftest import API_KEY, Server
+from tests.conftest import API_KEY, Server, post_chat
 from tests.spec import validate
 
 MODEL = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-def post(
-    server: Server, body: bytes | dict[str, Any], key: str | None = API_KEY
-) -> httpx2.Response:
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    if isinstance(body, dict):
-        return httpx2.post(
-            f"{server.base_url}/chat/completions", json=body, headers=headers, timeout=60
-        )
-    return httpx2.post(
-        f"{server.base_url}/chat/completions", content=body, headers=headers, timeout=60
-    )
 
 
 def error_of(response: httpx2.Response, status: int) -> dict[str, Any]:
@@ -73,15 +58,15 @@ def error_of(response: httpx2.Response, status: int) -> dict[str, Any]:
 def test_invalid_parameter_names_its_param(
     server: Server, patch: dict[str, Any], param: str
 ) -> None:
-    error = error_of(post(server, {"model": MODEL, "messages": HELLO, **patch}), 400)
+    error = error_of(post_chat(server, {"model": MODEL, "messages": HELLO, **patch}), 400)
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
     assert error["message"]
 
 
 def test_missing_fields(server: Server) -> None:
-    assert error_of(post(server, {"messages": HELLO}), 400)["param"] == "model"
-    assert error_of(post(server, {"model": MODEL}), 400)["param"] == "messages"
+    assert error_of(post_chat(server, {"messages": HELLO}), 400)["param"] == "model"
+    assert error_of(post_chat(server, {"model": MODEL}), 400)["param"] == "messages"
 
 
 def test_named_tool_choice_must_name_a_tool(server: Server) -> None:
@@ -92,26 +77,26 @@ def test_named_tool_choice_must_name_a_tool(server: Server) -> None:
         "tools": tools,
         "tool_choice": {"type": "function", "function": {"name": "g"}},
     }
-    assert error_of(post(server, body), 400)["param"] == "tool_choice"
+    assert error_of(post_chat(server, body), 400)["param"] == "tool_choice"
 
 
 @pytest.mark.parametrize(
     "body", [b"{not json", b"", b"[1, 2]", '{"model": "\u00e9'.encode(), b'{"model": "\xff"}']
 )
 def test_malformed_json(server: Server, body: bytes) -> None:
-    error = error_of(post(server, body), 400)
+    error = error_of(post_chat(server, body), 400)
     assert error["type"] == "invalid_request_error"
 
 
 def test_missing_key(server: Server) -> None:
-    error = error_of(post(server, {"model": MODEL, "messages": HELLO}, key=None), 401)
+    error = error_of(post_chat(server, {"model": MODEL, "messages": HELLO}, key=None), 401)
     assert error["code"] is None
     assert "API key" in error["message"]
 
 
 def test_wrong_key_is_not_echoed(server: Server) -> None:
     wrong = "sk-wrong-key-0123456789abcdefghijklmnop"
-    error = error_of(post(server, {"model": MODEL, "messages": HELLO}, key=wrong), 401)
+    error = error_of(post_chat(server, {"model": MODEL, "messages": HELLO}, key=wrong), 401)
     assert error["code"] == "invalid_api_key"
     assert wrong not in error["message"]
 
@@ -132,24 +117,28 @@ def test_sdk_sees_typed_errors(client: openai.OpenAI, server: Server) -> None:
 
 def test_context_length_exceeded(server: Server) -> None:
     long = [{"role": "user", "content": "hello " * 9000}]
-    error = error_of(post(server, {"model": MODEL, "messages": long}), 400)
+    error = error_of(post_chat(server, {"model": MODEL, "messages": long}), 400)
     assert error["code"] == "context_length_exceeded"
     assert error["param"] == "messages"
     assert "8192" in error["message"]
-    error = error_of(post(server, {"model": MODEL, "messages": HELLO, "max_tokens": 8190}), 400)
+    error = error_of(
+        post_chat(server, {"model": MODEL, "messages": HELLO, "max_tokens": 8190}), 400
+    )
     assert error["code"] == "context_length_exceeded"
 
 
 def test_answers_longer_than_the_model_gives_are_refused(server: Server) -> None:
-    error = error_of(post(server, {"model": MODEL, "messages": HELLO, "max_tokens": 2000}), 400)
+    error = error_of(
+        post_chat(server, {"model": MODEL, "messages": HELLO, "max_tokens": 2000}), 400
+    )
     assert (error["param"], error["code"]) == ("max_tokens", "invalid_value")
     body = {"model": MODEL, "messages": HELLO, "max_completion_tokens": 1025}
-    assert error_of(post(server, body), 400)["param"] == "max_completion_tokens"
+    assert error_of(post_chat(server, body), 400)["param"] == "max_completion_tokens"
 
 
 def test_oversized_body(server: Server) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "x" * (9 * 1024 * 1024)}]}
-    error = error_of(post(server, body), 413)
+    error = error_of(post_chat(server, body), 413)
     assert error["type"] == "invalid_request_error"
 
 
@@ -183,7 +172,7 @@ def test_oversized_body(server: Server) -> None:
 def test_what_the_model_cannot_do_is_refused(
     server: Server, patch: dict[str, Any], param: str
 ) -> None:
-    error = error_of(post(server, {"model": MODEL, "messages": HELLO, **patch}), 400)
+    error = error_of(post_chat(server, {"model": MODEL, "messages": HELLO, **patch}), 400)
     assert error["param"] == param
 
 

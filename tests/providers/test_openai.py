@@ -6,11 +6,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import openai
 import pytest
 
-from tests.conftest import API_KEY, Server, start_server, stop_server
+from tests.conftest import (
+    API_KEY,
+    Server,
+    post_chat,
+    sdk_client,
+    start_server,
+    stop_server,
+)
 from tests.spec import ValidatingTransport
 from tests.upstream import ANSWERING_MODEL, PIECE_DELAY, SCRIPTS, STREAM_PIECES, Upstream
 
@@ -55,10 +61,7 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture
 def sdk(relay: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
-    http = httpx2.Client(transport=transport, timeout=30)
-    with openai.OpenAI(
-        base_url=relay.base_url, api_key=API_KEY, max_retries=0, http_client=http
-    ) as client:
+    with sdk_client(relay, transport) as client:
         yield client
 
 
@@ -122,12 +125,7 @@ def test_usage_request_can_be_turned_off(sdk: openai.OpenAI, upstream: Upstream)
 
 
 def test_upstream_429_stays_429_with_its_retry_after(relay: Server) -> None:
-    response = httpx2.post(
-        f"{relay.base_url}/chat/completions",
-        headers={"authorization": f"Bearer {API_KEY}"},
-        json={"model": "relay-limited", "messages": HELLO},
-        timeout=10,
-    )
+    response = post_chat(relay, {"model": "relay-limited", "messages": HELLO})
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     assert response.headers["retry-after-ms"] == "7000"
@@ -176,12 +174,7 @@ def test_unreachable_upstream(tmp_path: Path) -> None:
         tmp_path, env={"LLMRELAY_API_KEY": API_KEY}, args=("--config", str(config))
     )
     try:
-        response = httpx2.post(
-            f"{server.base_url}/chat/completions",
-            headers={"authorization": f"Bearer {API_KEY}"},
-            json={"model": "gone", "messages": HELLO},
-            timeout=10,
-        )
+        response = post_chat(server, {"model": "gone", "messages": HELLO})
         assert response.status_code == 502
         assert "could not be reached" in response.json()["error"]["message"]
     finally:
