@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ import httpx2
 import openai
 import pytest
 
+from tests.net import free_port
 from tests.spec import ValidatingTransport
+from tests.upstream import Upstream
 
 API_KEY = "sk-llmrelay-test-" + "x" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -81,6 +76,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(tmp_path_factory.mktemp("server"), env={"LLMRELAY_API_KEY": API_KEY})
     yield server
     stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    """A scripted OpenAI-compatible upstream on loopback (``tests/upstream.py``)."""
+    with Upstream() as up:
+        yield up
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.net import free_port
 
 ANSWERING_MODEL = "upstream-model-2025-01-01"
 STREAM_PIECES = ["Hel", "lo", ", wor", "ld", "!"]
@@ -60,6 +60,7 @@ def _error(
 class Upstream:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.flaky_down = True  # what the "flaky" script does: fail while this is set
         self.headers: list[dict[str, str]] = []
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -185,6 +186,12 @@ async def refuses_key(
     )
 
 
+async def flaky(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    if up.flaky_down:
+        return web.Response(status=503, text="down for now")
+    return await answer(up, request, body)
+
+
 async def hang(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     await asyncio.sleep(10)
     return web.json_response({})
@@ -201,4 +208,5 @@ SCRIPTS: dict[
     "broken": broken,
     "refuses-key": refuses_key,
     "hang": hang,
+    "flaky": flaky,
 }

@@ -19,7 +19,7 @@ from llmrelay.gateway.pipeline import Gateway
 from llmrelay.providers.base import Provider
 from llmrelay.providers.local import LocalProvider
 from llmrelay.providers.openai import OpenAIProvider
-from llmrelay.router.router import Router
+from llmrelay.router.router import Cooldown, Deployment, Router
 
 
 def build_provider(model: ModelConfig) -> Provider:
@@ -36,13 +36,16 @@ def build_provider(model: ModelConfig) -> Provider:
 
 
 def build_router(config: Config) -> Router:
-    """Map every configured model's name and aliases to its provider."""
-    routes: dict[str, Provider] = {}
+    """Map every model name and alias to its deployments (entries that share a name)."""
+    routes: dict[str, list[Deployment]] = {}
     for model in config.models:
-        provider = build_provider(model)
-        for name in (model.name, *model.aliases):
-            routes[name] = provider
-    return Router(routes)
+        deployments = routes.setdefault(model.name, [])
+        label = f"{model.name}#{len(deployments)} ({type(model).__name__})"
+        deployments.append(Deployment(build_provider(model), label, model.weight))
+        for alias in model.aliases:
+            routes[alias] = deployments
+    cooldown = Cooldown(failures=config.cooldown_failures, seconds=config.cooldown_seconds)
+    return Router(routes, config.fallbacks, cooldown)
 
 
 def create_app(config: Config, key_hashes: Iterable[str]) -> ASGIApp:

@@ -68,6 +68,7 @@ class LocalModelConfig:
     context: int | None = None
     # The most tokens one answer may have, as OpenAI's models have (a 135M model rambles on).
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +92,7 @@ class OpenAIModelConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     # Ask the upstream for usage in streams; off for upstreams that reject stream_options.
     stream_usage: bool = True
+    weight: float = 1.0
 
 
 ModelConfig = LocalModelConfig | OpenAIModelConfig
@@ -104,6 +106,11 @@ class Config:
     keys: tuple[Secret, ...] = ()
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     models: tuple[ModelConfig, ...] = (LocalModelConfig(),)
+    # model name -> the models to try, in order, when all of its deployments failed
+    fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # a deployment failing this many times in a row rests this many seconds
+    cooldown_failures: int = 3
+    cooldown_seconds: float = 30.0
 
 
 def default_data_dir() -> Path:
@@ -138,6 +145,19 @@ def load_config(path: Path | None = None) -> Config:
         kwargs["data_dir"] = Path(raw["data_dir"])
     if "models" in raw:
         kwargs["models"] = tuple(_model(entry) for entry in raw["models"])
+    names = {m.name for m in kwargs.get("models", Config().models)}
+    names |= {a for m in kwargs.get("models", Config().models) for a in m.aliases}
+    fallbacks = raw.get("fallbacks") or {}
+    for model, others in fallbacks.items():
+        if unknown := {model, *others} - names:
+            raise ConfigError(f"fallbacks name models that are not configured: {sorted(unknown)}")
+    kwargs["fallbacks"] = {model: tuple(others) for model, others in fallbacks.items()}
+    cooldown = raw.get("cooldown") or {}
+    try:
+        kwargs["cooldown_failures"] = int(cooldown.get("failures", 3))
+        kwargs["cooldown_seconds"] = float(cooldown.get("seconds", 30.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cooldown: {exc}") from exc
     return Config(**kwargs)
 
 
@@ -159,12 +179,18 @@ def _model(entry: dict[str, Any]) -> ModelConfig:
 
 
 def _local_model(
-    *, name: str, aliases: list[str] | None = None, path: str | None = None, **rest: Any
+    *,
+    name: str,
+    aliases: list[str] | None = None,
+    path: str | None = None,
+    weight: float = 1.0,
+    **rest: Any,
 ) -> LocalModelConfig:
     return LocalModelConfig(
         name=name,
         aliases=tuple(aliases or ()),
         path=Path(path) if path else None,
+        weight=float(weight),
         **{k: int(v) for k, v in rest.items()},
     )
 
@@ -178,6 +204,7 @@ def _openai_model(
     aliases: list[str] | None = None,
     timeouts: dict[str, float] | None = None,
     stream_usage: bool = True,
+    weight: float = 1.0,
 ) -> OpenAIModelConfig:
     return OpenAIModelConfig(
         name=name,
@@ -187,6 +214,7 @@ def _openai_model(
         aliases=tuple(aliases or ()),
         timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
         stream_usage=bool(stream_usage),
+        weight=float(weight),
     )
 
 

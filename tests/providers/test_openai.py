@@ -17,17 +17,12 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+from tests.net import free_port
 from tests.spec import ValidatingTransport
 from tests.upstream import ANSWERING_MODEL, PIECE_DELAY, SCRIPTS, STREAM_PIECES, Upstream
 
 UPSTREAM_KEY = "sk-upstream-secret-" + "u" * 30
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as up:
-        yield up
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +158,6 @@ def test_a_stream_cut_midway_ends_with_an_error_event(sdk: openai.OpenAI) -> Non
 
 
 def test_unreachable_upstream(tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
     config = tmp_path / "c.yaml"
     config.write_text(
         "models:\n  - name: gone\n    provider: openai\n"

@@ -76,7 +76,7 @@ class Routes:
         return json_response({"status": "ok", "models": models})
 
     def _model(self, name: str) -> dict[str, Any]:
-        owned_by = self._gateway.router.resolve(name).owned_by
+        owned_by = self._gateway.router.owned_by(name)
         return model_object(name, self._started, owned_by)
 
     async def _read_body(self, request: Request) -> bytes:

@@ -12,7 +12,7 @@ from llmrelay.router.router import Router
 
 
 class Gateway:
-    """Authenticates a request and hands it to the router's provider."""
+    """Authenticates a request and hands it to the router."""
 
     def __init__(self, keys: KeyChecker, router: Router) -> None:
         self.keys = keys
@@ -22,7 +22,7 @@ class Gateway:
         return self.keys.authenticate(authorization)
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        return await self.router.resolve(request.model).complete(request)
+        return await self.router.complete(request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        return await self.router.resolve(request.model).stream(request)
+        return await self.router.stream(request)
