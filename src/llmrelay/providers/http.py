@@ -1,0 +1,127 @@
+"""``UpstreamHTTP``: one upstream's pooled aiohttp connection, and its failures mapped once.
+
+Both relaying providers post JSON and read either a JSON answer or ``data:`` lines of a stream;
+what can go wrong on the way (unreachable, timeouts, error statuses, a broken stream) becomes an
+llmrelay error here, without the upstream's URL or key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llmrelay.config import Timeouts
+from llmrelay.errors import (
+    InvalidRequestError,
+    LLMRelayError,
+    RateLimitError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+
+_PASSED_HEADERS = ("retry-after", "retry-after-ms")
+
+
+class UpstreamHTTP:
+    """Posts to one URL with fixed headers and timeouts; ``name`` is what errors call it."""
+
+    def __init__(self, *, name: str, url: str, headers: dict[str, str], timeouts: Timeouts) -> None:
+        self._name = name
+        self._url = url
+        self._headers = {"content-type": "application/json", **headers}
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, body: bytes) -> aiohttp.ClientResponse:
+        """Send the request; a response with an error status is raised as an llmrelay error."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        try:
+            response = await self._session.post(
+                self._url, data=body, headers=self._headers, timeout=self._timeout
+            )
+        except TimeoutError as exc:
+            raise self.timed_out() from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"The upstream of {self._name} could not be reached.") from exc
+        if response.status >= 400:
+            try:
+                raise await self._error(response)
+            finally:
+                response.release()
+        return response
+
+    async def json(self, response: aiohttp.ClientResponse) -> Any:
+        try:
+            return await response.json(loads=orjson.loads, content_type=None)
+        except TimeoutError as exc:
+            raise self.timed_out() from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise UpstreamError(f"The upstream of {self._name} sent no valid answer.") from exc
+        finally:
+            response.release()
+
+    async def data_lines(self, response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
+        """The JSON of each ``data:`` line of a stream (``[DONE]`` as the string itself)."""
+        try:
+            async for line in response.content:
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                yield "[DONE]" if data == b"[DONE]" else orjson.loads(data)
+        except TimeoutError as exc:
+            raise self.timed_out() from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise self.broken() from exc
+        finally:
+            response.close()
+
+    def broken(self) -> UpstreamError:
+        return UpstreamError(f"The upstream of {self._name} broke the stream.")
+
+    def timed_out(self) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(f"The upstream of {self._name} did not answer in time.")
+
+    async def _error(self, response: aiohttp.ClientResponse) -> LLMRelayError:
+        headers = {h: response.headers[h] for h in _PASSED_HEADERS if h in response.headers}
+        try:
+            body = await response.json(loads=orjson.loads, content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            body = {}
+        if response.status in (401, 403):
+            return UpstreamError(f"The upstream of {self._name} refused llmrelay's credentials.")
+        if response.status >= 500 or not isinstance(body, dict) or "error" not in body:
+            return UpstreamError(f"The upstream of {self._name} failed (HTTP {response.status}).")
+        return error_from_body(response.status, body, headers)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def error_from_body(status: int, body: dict[str, Any], headers: dict[str, str]) -> LLMRelayError:
+    """An upstream's error as it said it (status, type, param, code): OpenAI's and Anthropic's
+    bodies both carry an ``error`` object with a ``message`` and a ``type``."""
+    error = body.get("error") or {}
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
+    family: type[LLMRelayError] = UpstreamError
+    if status == 429:
+        family = RateLimitError
+    elif status < 500:
+        family = InvalidRequestError
+    exc = family(
+        str(error.get("message") or "The upstream refused the request."),
+        param=error.get("param"),
+        code=error.get("code"),
+        headers=headers,
+    )
+    exc.status = status
+    if error.get("type"):
+        exc.type = str(error["type"])
+    return exc
