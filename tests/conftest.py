@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(server)
 
 
+@contextmanager
+def configured_server(
+    data_dir: Path, config_lines: list[str], env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """A server started with a config file made of ``config_lines``, stopped afterwards."""
+    config = data_dir / "llmrelay.yaml"
+    config.write_text("\n".join(config_lines) + "\n")
+    server = start_server(
+        data_dir, env={"LLMRELAY_API_KEY": API_KEY, **(env or {})}, args=("--config", str(config))
+    )
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
     """A scripted OpenAI-compatible upstream on loopback (``tests/upstream.py``)."""
@@ -116,4 +133,11 @@ def post_chat(
 @pytest.fixture
 def client(server: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
     with sdk_client(server, transport) as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(relay: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
+    """The SDK pointed at the module's own ``relay`` server."""
+    with sdk_client(relay, transport) as client:
         yield client

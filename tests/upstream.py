@@ -81,6 +81,7 @@ class Upstream:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/messages", self._messages)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
@@ -95,6 +96,12 @@ class Upstream:
         self.headers.append(dict(request.headers))
         script = SCRIPTS[body["model"]]
         return await script(self, request, body)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        return await CLAUDE_SCRIPTS[body["model"]](request, body)
 
 
 async def answer(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -209,4 +216,119 @@ SCRIPTS: dict[
     "refuses-key": refuses_key,
     "hang": hang,
     "flaky": flaky,
+}
+
+
+CLAUDE_MODEL = "claude-test-20250101"
+CLAUDE_USAGE = {"input_tokens": 21, "output_tokens": 7}
+
+
+def _claude_message(content: list[dict[str, Any]], stop_reason: str) -> dict[str, Any]:
+    return {
+        "id": "msg_01",
+        "type": "message",
+        "role": "assistant",
+        "model": CLAUDE_MODEL,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": CLAUDE_USAGE,
+    }
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _claude_stream(
+    request: web.Request, blocks: list[dict[str, Any]], stop: str
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    start = _claude_message([], stop)
+    start["stop_reason"], start["usage"] = None, {"input_tokens": 21, "output_tokens": 1}
+    await response.write(_event({"type": "message_start", "message": start}))
+    await response.write(_event({"type": "ping"}))
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            await response.write(
+                _event(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    }
+                )
+            )
+            for piece in STREAM_PIECES:
+                await response.write(
+                    _event(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": piece},
+                        }
+                    )
+                )
+        else:
+            opening = {**block, "input": {}}
+            await response.write(
+                _event({"type": "content_block_start", "index": index, "content_block": opening})
+            )
+            text = orjson.dumps(block["input"]).decode()
+            for part in (text[:5], text[5:]):
+                await response.write(
+                    _event(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": part},
+                        }
+                    )
+                )
+        await response.write(_event({"type": "content_block_stop", "index": index}))
+    await response.write(
+        _event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 7},
+            }
+        )
+    )
+    await response.write(_event({"type": "message_stop"}))
+    return response
+
+
+CLAUDE_TEXT = [{"type": "text", "text": "".join(STREAM_PIECES)}]
+CLAUDE_CALLS = [
+    {"type": "text", "text": "".join(STREAM_PIECES)},
+    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}},
+    {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {"city": "Tokyo"}},
+]
+
+
+async def claude_answer(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    if body.get("stream"):
+        return await _claude_stream(request, CLAUDE_TEXT, "end_turn")
+    return web.json_response(_claude_message(CLAUDE_TEXT, "end_turn"))
+
+
+async def claude_tools(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    if body.get("stream"):
+        return await _claude_stream(request, CLAUDE_CALLS, "tool_use")
+    return web.json_response(_claude_message(CLAUDE_CALLS, "tool_use"))
+
+
+async def claude_overloaded(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    return web.json_response(error, status=529)
+
+
+CLAUDE_SCRIPTS: dict[
+    str, Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+] = {
+    "claude-answer": claude_answer,
+    "claude-tools": claude_tools,
+    "claude-overloaded": claude_overloaded,
 }

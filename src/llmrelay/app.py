@@ -11,11 +11,12 @@ from starlette.types import ASGIApp
 from llmrelay.api.errors import EXCEPTION_HANDLERS
 from llmrelay.api.middleware import RequestIdMiddleware
 from llmrelay.api.routes import Routes
-from llmrelay.config import Config, ModelConfig, OpenAIModelConfig
+from llmrelay.config import AnthropicModelConfig, Config, ModelConfig, OpenAIModelConfig
 from llmrelay.engine.local import LocalEngine
 from llmrelay.engine.model import builtin_model_path
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.pipeline import Gateway
+from llmrelay.providers.anthropic import AnthropicProvider
 from llmrelay.providers.base import Provider
 from llmrelay.providers.local import LocalProvider
 from llmrelay.providers.openai import OpenAIProvider
@@ -26,6 +27,8 @@ def build_provider(model: ModelConfig) -> Provider:
     """The provider of one configured model; a local model is loaded here, once."""
     if isinstance(model, OpenAIModelConfig):
         return OpenAIProvider(model)
+    if isinstance(model, AnthropicModelConfig):
+        return AnthropicProvider(model)
     engine = LocalEngine(
         model.path or builtin_model_path(),
         slots=model.parallel,

@@ -95,7 +95,22 @@ class OpenAIModelConfig:
     weight: float = 1.0
 
 
-ModelConfig = LocalModelConfig | OpenAIModelConfig
+@dataclass(frozen=True, kw_only=True)
+class AnthropicModelConfig:
+    """A model relayed to Anthropic's Messages API."""
+
+    name: str
+    model: str  # the upstream's name for it
+    base_url: str = "https://api.anthropic.com"
+    api_key: Secret | None = None
+    aliases: tuple[str, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # The Messages API requires max_tokens; this is sent when the client set none.
+    max_tokens: int = 4096
+    weight: float = 1.0
+
+
+ModelConfig = LocalModelConfig | OpenAIModelConfig | AnthropicModelConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +183,7 @@ def _model(entry: dict[str, Any]) -> ModelConfig:
     parsers: dict[str, Callable[..., ModelConfig]] = {
         "local": _local_model,
         "openai": _openai_model,
+        "anthropic": _anthropic_model,
     }
     if provider not in parsers:
         raise ConfigError(f"model {entry['name']}: unknown provider {provider!r}")
@@ -214,6 +230,29 @@ def _openai_model(
         aliases=tuple(aliases or ()),
         timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
         stream_usage=bool(stream_usage),
+        weight=float(weight),
+    )
+
+
+def _anthropic_model(
+    *,
+    name: str,
+    model: str | None = None,
+    base_url: str = "https://api.anthropic.com",
+    api_key: str | None = None,
+    aliases: list[str] | None = None,
+    timeouts: dict[str, float] | None = None,
+    max_tokens: int = 4096,
+    weight: float = 1.0,
+) -> AnthropicModelConfig:
+    return AnthropicModelConfig(
+        name=name,
+        model=model or name,
+        base_url=base_url.rstrip("/"),
+        api_key=Secret(api_key) if api_key else None,
+        aliases=tuple(aliases or ()),
+        timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
+        max_tokens=int(max_tokens),
         weight=float(weight),
     )
 

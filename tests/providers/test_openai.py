@@ -12,13 +12,12 @@ import pytest
 from tests.conftest import (
     API_KEY,
     Server,
+    configured_server,
     post_chat,
-    sdk_client,
     start_server,
     stop_server,
 )
 from tests.net import free_port
-from tests.spec import ValidatingTransport
 from tests.upstream import ANSWERING_MODEL, PIECE_DELAY, SCRIPTS, STREAM_PIECES, Upstream
 
 UPSTREAM_KEY = "sk-upstream-secret-" + "u" * 30
@@ -45,19 +44,9 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "    model: answer",
         "    stream_usage: false",
     ]
-    config = Path(data) / "llmrelay.yaml"
-    config.write_text("\n".join(lines) + "\n")
-    env = {"LLMRELAY_API_KEY": API_KEY, "UPSTREAM_KEY": UPSTREAM_KEY}
-    server = start_server(data, env=env, args=("--config", str(config)))
-    yield server
-    stop_server(server)
+    with configured_server(data, lines, {"UPSTREAM_KEY": UPSTREAM_KEY}) as server:
+        yield server
     assert UPSTREAM_KEY not in server.log.read_text()
-
-
-@pytest.fixture
-def sdk(relay: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
-    with sdk_client(relay, transport) as client:
-        yield client
 
 
 def test_answer_passes_through(sdk: openai.OpenAI, upstream: Upstream) -> None:

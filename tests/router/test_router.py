@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
-from tests.conftest import API_KEY, Server, post_chat, sdk_client, start_server, stop_server
-from tests.spec import ValidatingTransport
+from tests.conftest import Server, configured_server, post_chat
 from tests.upstream import STREAM_PIECES, Upstream
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -42,18 +40,8 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
     lines += _deployment("resting", url, "flaky", 1000) + _deployment("resting", url, "answer")
     lines += ["fallbacks:", "  alone: [backup]"]
     lines += [f"cooldown: {{failures: 2, seconds: {COOLDOWN_SECONDS}}}"]
-    data = tmp_path_factory.mktemp("router")
-    config = Path(data) / "llmrelay.yaml"
-    config.write_text("\n".join(lines) + "\n")
-    server = start_server(data, env={"LLMRELAY_API_KEY": API_KEY}, args=("--config", str(config)))
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture
-def sdk(relay: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
-    with sdk_client(relay, transport) as client:
-        yield client
+    with configured_server(tmp_path_factory.mktemp("router"), lines) as server:
+        yield server
 
 
 def _asked(upstream: Upstream, model: str) -> int:

@@ -1,0 +1,68 @@
+"""``AnthropicProvider``: relays to Anthropic's Messages API, in OpenAI's wire format both ways."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llmrelay.config import AnthropicModelConfig
+from llmrelay.protocol.request import ChatRequest
+from llmrelay.protocol.response import ResponseHeader
+from llmrelay.providers.anthropic_messages import StreamTranslator, completion, messages_body
+from llmrelay.providers.base import Chunk, Provider
+from llmrelay.providers.http import UpstreamHTTP, error_from_body
+
+API_VERSION = "2023-06-01"
+
+
+class AnthropicProvider(Provider):
+    """One Anthropic deployment."""
+
+    owned_by = "anthropic"
+
+    def __init__(self, config: AnthropicModelConfig) -> None:
+        self.model_name = config.name
+        self._config = config
+        headers = {"anthropic-version": API_VERSION}
+        if config.api_key:
+            headers["x-api-key"] = str(config.api_key)
+        self._http = UpstreamHTTP(
+            name=config.name,
+            url=f"{config.base_url}/v1/messages",
+            headers=headers,
+            timeouts=config.timeouts,
+        )
+
+    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+        response = await self._http.post(self._body(request))
+        message = await self._http.json(response)
+        return completion(message, self._header(message.get("model")))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        response = await self._http.post(self._body(request))
+        return self._chunks(response)
+
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Chunk]:
+        translator: StreamTranslator | None = None
+        async for event in self._http.data_lines(response):
+            if event.get("type") == "error":
+                raise error_from_body(502, event, {})
+            if translator is None:
+                translator = StreamTranslator(self._header(event.get("message", {}).get("model")))
+            for chunk in translator.chunks(event):
+                yield chunk
+            if translator.finished:
+                return
+        raise self._http.broken()
+
+    def _body(self, request: ChatRequest) -> bytes:
+        return orjson.dumps(messages_body(request, self._config.model, self._config.max_tokens))
+
+    def _header(self, model: str | None) -> ResponseHeader:
+        return ResponseHeader(model=model or self._config.model, system_fingerprint="")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
