@@ -1,0 +1,329 @@
+"""Benchmark of llmrelay as a gateway: its cost over an upstream that answers instantly.
+
+In one run, with nginx as a fixed-answer upstream that cannot be the bottleneck and wrk as the
+load: direct to nginx; through llmrelay (one process); through the LiteLLM proxy (one worker,
+installed by this script in bench/.venv-litellm); non-streaming and streaming; 1 and 32
+connections. The gateway is pinned to core 0, nginx and wrk to core 1. It prints requests/s, p50
+and p99, the p50 added over direct, llmrelay's resident memory, and llmrelay / LiteLLM.
+
+Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
+runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 10]
+[--no-litellm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+KEY = "sk-bench-gateway-" + "g" * 32
+LITELLM_KEY = "sk-litellm-bench-master"
+COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "bench-upstream",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help?", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+}
+
+
+def _sse() -> str:
+    def chunk(choices: list, **extra: object) -> str:
+        body = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "bench-upstream",
+            "choices": choices,
+            **extra,
+        }
+        return "data: " + orjson.dumps(body).decode() + "\n\n"
+
+    parts = [
+        chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    ]
+    for word in ["Hello", "!", " How", " can", " I", " help", "?"]:
+        parts.append(chunk([{"index": 0, "delta": {"content": word}, "finish_reason": None}]))
+    parts.append(chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    parts.append(chunk([], usage=COMPLETION["usage"]))
+    return "".join(parts) + "data: [DONE]\n\n"
+
+
+def _nginx_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_tools() -> None:
+    missing = [
+        t for t in ("nginx", "wrk") if not shutil.which(t) and not Path(f"/usr/sbin/{t}").exists()
+    ]
+    if missing and os.geteuid() == 0:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "nginx-light", "wrk"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    elif missing:
+        sys.exit(f"bench/gateway.py needs {' and '.join(missing)}: apt-get install nginx-light wrk")
+
+
+def start_nginx(work: Path, port: int) -> subprocess.Popen[bytes]:
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+error_log {work}/nginx-error.log;
+pid {work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {work};
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /v1/chat/completions {{
+      default_type application/json;
+      return 200 {_nginx_quote(orjson.dumps(COMPLETION).decode())};
+    }}
+    location = /stream/v1/chat/completions {{
+      default_type text/event-stream;
+      return 200 {_nginx_quote(_sse())};
+    }}
+  }}
+}}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return subprocess.Popen(["taskset", "-c", "1", nginx, "-c", str(conf), "-p", str(work)])
+
+
+def wait_http(url: str, headers: dict[str, str] | None = None, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def start_llmrelay(work: Path, upstream: str, port: int) -> subprocess.Popen[bytes]:
+    config = work / "llmrelay.yaml"
+    config.write_text(
+        "models:\n"
+        f"  - {{name: bench, provider: openai, base_url: '{upstream}/v1', model: bench-upstream}}\n"
+        f"  - {{name: bench-stream, provider: openai, base_url: '{upstream}/stream/v1',"
+        " model: bench-upstream}\n"
+    )
+    env = {**os.environ, "LLMRELAY_API_KEY": KEY, "LLMRELAY_DATA_DIR": str(work)}
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "llmrelay",
+            "serve",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health")
+    return process
+
+
+def litellm_python() -> Path:
+    venv = HERE / ".venv-litellm"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "litellm").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "litellm[proxy]"], check=True)
+    return python
+
+
+def start_litellm(work: Path, upstream: str, port: int) -> subprocess.Popen[bytes]:
+    config = work / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: bench\n"
+        "    litellm_params:\n"
+        f"      {{model: openai/bench-upstream, api_base: '{upstream}/v1', api_key: x}}\n"
+        "  - model_name: bench-stream\n"
+        f"    litellm_params: {{model: openai/bench-upstream, api_base: '{upstream}/stream/v1',"
+        " api_key: x}\n"
+        f"general_settings: {{master_key: {LITELLM_KEY}}}\n"
+    )
+    python = litellm_python()
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            str(python.parent / "litellm"),
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        env=env,
+        stdout=(work / "litellm.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", seconds=300)
+    return process
+
+
+def wrk(
+    url: str, key: str, model: str, stream: bool, connections: int, seconds: int
+) -> dict[str, float]:
+    body = {"model": model, "messages": [{"role": "user", "content": "Hello"}], "stream": stream}
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {orjson.dumps(orjson.dumps(body).decode()).decode()}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors from {url}:\n{out}")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+    }
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
+    args = parser.parse_args()
+    ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="llmrelay-gateway-"))
+    upstream_port, relay_port, litellm_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    processes = [start_nginx(work, upstream_port)]
+    try:
+        wait_http(f"{upstream}/v1/chat/completions")
+        relay = start_llmrelay(work, upstream, relay_port)
+        processes.append(relay)
+        targets = {
+            "direct": (upstream, "x", "bench-upstream"),
+            "llmrelay": (f"http://127.0.0.1:{relay_port}", KEY, "bench"),
+        }
+        if not args.no_litellm:
+            processes.append(start_litellm(work, upstream, litellm_port))
+            targets["litellm"] = (f"http://127.0.0.1:{litellm_port}", LITELLM_KEY, "bench")
+        results: dict[tuple[str, bool, int], dict[str, float]] = {}
+        for stream in (False, True):
+            for connections in (1, 32):
+                for name, (base, key, model) in targets.items():
+                    prefix = "/stream" if stream and name == "direct" else ""
+                    chosen = f"{model}-stream" if stream and name != "direct" else model
+                    url = f"{base}{prefix}/v1/chat/completions"
+                    wrk(url, key, chosen, stream, connections, 2)  # warm-up
+                    results[(name, stream, connections)] = wrk(
+                        url, key, chosen, stream, connections, args.seconds
+                    )
+        memory = rss_mb(relay.pid)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait()
+    report(results, memory, list(targets))
+
+
+def report(results: dict, memory: float, names: list[str]) -> None:
+    print(
+        f"{'mode':10} {'conns':>5} {'target':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'+p50 ms':>8}"
+    )
+    for stream in (False, True):
+        for connections in (1, 32):
+            direct = results[("direct", stream, connections)]
+            for name in names:
+                r = results[(name, stream, connections)]
+                added = r["p50"] - direct["p50"] if name != "direct" else 0.0
+                mode = "stream" if stream else "json"
+                print(
+                    f"{mode:10} {connections:>5} {name:9} {r['rps']:>9.0f} {r['p50']:>8.2f}"
+                    f" {r['p99']:>8.2f} {added:>8.2f}"
+                )
+            if "litellm" in names:
+                ratio = (
+                    results[("llmrelay", stream, connections)]["rps"]
+                    / results[("litellm", stream, connections)]["rps"]
+                )
+                print(f"{'':10} {'':>5} llmrelay / litellm requests/s: {ratio:.1f}x")
+    print(f"llmrelay resident memory after the runs: {memory:.0f} MB (no local model loaded)")
+
+
+if __name__ == "__main__":
+    main()
