@@ -269,35 +269,56 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmrelay-gateway-"))
     upstream_port, relay_port, litellm_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
-    processes = [start_nginx(work, upstream_port)]
+    nginx = start_nginx(work, upstream_port)
+    results: dict[tuple[str, bool, int], dict[str, float]] = {}
+    names = ["direct", "llmrelay"] + ([] if args.no_litellm else ["litellm"])
     try:
         wait_http(f"{upstream}/v1/chat/completions")
+        measure(results, "direct", upstream, "x", "bench-upstream", args.seconds)
+        # one gateway at a time on core 0, so that an idle one takes nothing from the other
         relay = start_llmrelay(work, upstream, relay_port)
-        processes.append(relay)
-        targets = {
-            "direct": (upstream, "x", "bench-upstream"),
-            "llmrelay": (f"http://127.0.0.1:{relay_port}", KEY, "bench"),
-        }
+        try:
+            measure(
+                results, "llmrelay", f"http://127.0.0.1:{relay_port}", KEY, "bench", args.seconds
+            )
+            memory = rss_mb(relay.pid)
+        finally:
+            relay.terminate()
+            relay.wait()
         if not args.no_litellm:
-            processes.append(start_litellm(work, upstream, litellm_port))
-            targets["litellm"] = (f"http://127.0.0.1:{litellm_port}", LITELLM_KEY, "bench")
-        results: dict[tuple[str, bool, int], dict[str, float]] = {}
-        for stream in (False, True):
-            for connections in (1, 32):
-                for name, (base, key, model) in targets.items():
-                    prefix = "/stream" if stream and name == "direct" else ""
-                    chosen = f"{model}-stream" if stream and name != "direct" else model
-                    url = f"{base}{prefix}/v1/chat/completions"
-                    wrk(url, key, chosen, stream, connections, 2)  # warm-up
-                    results[(name, stream, connections)] = wrk(
-                        url, key, chosen, stream, connections, args.seconds
-                    )
-        memory = rss_mb(relay.pid)
+            litellm = start_litellm(work, upstream, litellm_port)
+            try:
+                base = f"http://127.0.0.1:{litellm_port}"
+                measure(results, "litellm", base, LITELLM_KEY, "bench", args.seconds)
+            finally:
+                litellm.terminate()
+                litellm.wait()
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            process.wait()
-    report(results, memory, list(targets))
+        nginx.terminate()
+        nginx.wait()
+    report(results, memory, names)
+
+
+def measure(
+    results: dict[tuple[str, bool, int], dict[str, float]],
+    name: str,
+    base: str,
+    key: str,
+    model: str,
+    seconds: int,
+) -> None:
+    """Load one target, JSON and streamed, with 1 and 32 connections."""
+    for stream in (False, True):
+        for connections in (1, 32):
+            if name == "direct":
+                url = f"{base}{'/stream' if stream else ''}/v1/chat/completions"
+                chosen = model
+            else:
+                url, chosen = f"{base}/v1/chat/completions", f"{model}-stream" if stream else model
+            wrk(url, key, chosen, stream, connections, 2)  # warm-up
+            results[(name, stream, connections)] = wrk(
+                url, key, chosen, stream, connections, seconds
+            )
 
 
 def report(results: dict, memory: float, names: list[str]) -> None:
