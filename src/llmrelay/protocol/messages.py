@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
@@ -102,7 +102,6 @@ Message = (
     | FunctionMessage
 )
 Messages = Annotated[list[Message], msgspec.Meta(min_length=1)]
-Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
 def text_of(content: str | list[Any] | None) -> str:

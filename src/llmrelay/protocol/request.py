@@ -121,9 +121,7 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     tools: list[FunctionTool | CustomTool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    functions: Annotated[list[FunctionDef], msgspec.Meta(min_length=1, max_length=128)] | None = (
-        None
-    )
+    functions: FunctionList | None = None
     function_call: FunctionCallChoice | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None

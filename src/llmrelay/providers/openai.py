@@ -12,10 +12,9 @@ from typing import Any
 
 import aiohttp
 import msgspec
-import orjson
 
 from llmrelay.config import OpenAIModelConfig
-from llmrelay.protocol.request import ChatRequest
+from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.providers.base import Chunk, Provider
 from llmrelay.providers.http import UpstreamHTTP, error_from_body
 
@@ -58,11 +57,12 @@ class OpenAIProvider(Provider):
         raise self._http.broken()
 
     def _body(self, request: ChatRequest, *, stream: bool) -> bytes:
-        payload = msgspec.to_builtins(request)
-        payload["model"] = self._config.model
+        # encoded straight from the validated struct: no intermediate dict on the hot path
+        changes: dict[str, Any] = {"model": self._config.model}
         if stream and self._config.stream_usage:
-            payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
-        return orjson.dumps(payload)
+            options = request.stream_options or StreamOptions()
+            changes["stream_options"] = msgspec.structs.replace(options, include_usage=True)
+        return msgspec.json.encode(msgspec.structs.replace(request, **changes))
 
     async def aclose(self) -> None:
         await self._http.aclose()
