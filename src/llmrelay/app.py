@@ -11,7 +11,14 @@ from starlette.types import ASGIApp
 from llmrelay.api.errors import EXCEPTION_HANDLERS
 from llmrelay.api.middleware import RequestIdMiddleware
 from llmrelay.api.routes import Routes
-from llmrelay.config import AnthropicModelConfig, Config, ModelConfig, OpenAIModelConfig
+from llmrelay.config import (
+    PROVIDER_TYPES,
+    AnthropicModelConfig,
+    Config,
+    LocalModelConfig,
+    ModelConfig,
+    OpenAIModelConfig,
+)
 from llmrelay.engine.local import LocalEngine
 from llmrelay.engine.model import builtin_model_path
 from llmrelay.gateway.auth import KeyChecker
@@ -43,8 +50,10 @@ def build_router(config: Config) -> Router:
     routes: dict[str, list[Deployment]] = {}
     for model in config.models:
         deployments = routes.setdefault(model.name, [])
-        label = f"{model.name}#{len(deployments)} ({type(model).__name__})"
-        deployments.append(Deployment(build_provider(model), label, model.weight))
+        label = f"{model.name}#{len(deployments)} ({PROVIDER_TYPES[type(model)]})"
+        # a local model queues by itself (its ``parallel`` slots)
+        limit = None if isinstance(model, LocalModelConfig) else model.max_concurrency
+        deployments.append(Deployment(build_provider(model), label, model.weight, limit))
         for alias in model.aliases:
             routes[alias] = deployments
     cooldown = Cooldown(failures=config.cooldown_failures, seconds=config.cooldown_seconds)

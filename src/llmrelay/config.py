@@ -21,6 +21,11 @@ Example ``llmrelay.yaml``::
         api_key: ${OPENAI_API_KEY}
         model: gpt-4o-2024-08-06     # the upstream's name (default: name)
         timeouts: {connect: 5, first_byte: 30, total: 600}
+        max_concurrency: 64          # requests in flight at once; more wait for a free one
+        params:                      # what to change in each request on its way up
+          drop: [logit_bias]         # fields this upstream rejects
+          rename: {max_tokens: max_completion_tokens}
+          set: {top_k: 40}           # fields added (or overridden)
 
 With no file, llmrelay serves the built-in model under its own name and as ``gpt-4o-mini``.
 """
@@ -81,6 +86,23 @@ class Timeouts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ParamRules:
+    """How one deployment changes a request's top-level fields on their way to the upstream."""
+
+    drop: frozenset[str] = frozenset()
+    rename: dict[str, str] = field(default_factory=dict)
+    set: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.drop or self.rename or self.set)
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = {self.rename.get(k, k): v for k, v in body.items() if k not in self.drop}
+        body.update(self.set)
+        return body
+
+
+@dataclass(frozen=True, kw_only=True)
 class OpenAIModelConfig:
     """A model relayed to an OpenAI-compatible upstream (OpenAI, vLLM, llama.cpp, Ollama, ...)."""
 
@@ -93,6 +115,8 @@ class OpenAIModelConfig:
     # Ask the upstream for usage in streams; off for upstreams that reject stream_options.
     stream_usage: bool = True
     weight: float = 1.0
+    max_concurrency: int | None = None
+    params: ParamRules = field(default_factory=ParamRules)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,9 +132,16 @@ class AnthropicModelConfig:
     # The Messages API requires max_tokens; this is sent when the client set none.
     max_tokens: int = 4096
     weight: float = 1.0
+    max_concurrency: int | None = None
 
 
 ModelConfig = LocalModelConfig | OpenAIModelConfig | AnthropicModelConfig
+#: the ``provider:`` value of each kind of model entry
+PROVIDER_TYPES: dict[type[ModelConfig], str] = {
+    LocalModelConfig: "local",
+    OpenAIModelConfig: "openai",
+    AnthropicModelConfig: "anthropic",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +252,8 @@ def _openai_model(
     timeouts: dict[str, float] | None = None,
     stream_usage: bool = True,
     weight: float = 1.0,
+    max_concurrency: int | None = None,
+    params: dict[str, Any] | None = None,
 ) -> OpenAIModelConfig:
     return OpenAIModelConfig(
         name=name,
@@ -231,6 +264,8 @@ def _openai_model(
         timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
         stream_usage=bool(stream_usage),
         weight=float(weight),
+        max_concurrency=_concurrency(max_concurrency),
+        params=_param_rules(params or {}),
     )
 
 
@@ -244,6 +279,7 @@ def _anthropic_model(
     timeouts: dict[str, float] | None = None,
     max_tokens: int = 4096,
     weight: float = 1.0,
+    max_concurrency: int | None = None,
 ) -> AnthropicModelConfig:
     return AnthropicModelConfig(
         name=name,
@@ -254,7 +290,29 @@ def _anthropic_model(
         timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
         max_tokens=int(max_tokens),
         weight=float(weight),
+        max_concurrency=_concurrency(max_concurrency),
     )
+
+
+def _concurrency(value: Any) -> int | None:
+    if value is None:
+        return None
+    if int(value) < 1:
+        raise ValueError(f"max_concurrency must be at least 1, not {value}")
+    return int(value)
+
+
+def _param_rules(raw: dict[str, Any]) -> ParamRules:
+    if unknown := set(raw) - {"drop", "rename", "set"}:
+        raise ValueError(f"params has unknown entries {sorted(unknown)} (drop, rename, set)")
+    rules = ParamRules(
+        drop=frozenset(raw.get("drop") or ()),
+        rename=dict(raw.get("rename") or {}),
+        set=dict(raw.get("set") or {}),
+    )
+    if "model" in rules.drop | set(rules.rename) | set(rules.set):
+        raise ValueError("params may not change model (set the deployment's model instead)")
+    return rules
 
 
 def _expand_env(value: Any) -> Any:

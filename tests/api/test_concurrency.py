@@ -33,7 +33,7 @@ async def aclient(server: Server) -> AsyncIterator[openai.AsyncOpenAI]:
 async def engine_load(server: Server) -> dict[str, int]:
     async with httpx2.AsyncClient() as http:
         health = (await http.get(f"{server.root}/health", timeout=10)).json()
-    return health["models"]["smollm2-135m-instruct"]["sequences"]
+    return health["models"]["smollm2-135m-instruct"][0]["sequences"]
 
 
 async def test_simultaneous_requests_are_decoded_together(aclient: openai.AsyncOpenAI) -> None:

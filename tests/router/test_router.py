@@ -84,4 +84,4 @@ def test_cooldown_and_recovery(relay: Server, upstream: Upstream) -> None:
     upstream.flaky_down = False
     assert post_chat(relay, {"model": "resting", "messages": HELLO}).status_code == 200
     assert _asked(upstream, "flaky") == tried + 1, "after its rest it is probed"
-    assert "resting#0 (OpenAIModelConfig) is answering again" in relay.log.read_text()
+    assert "resting#0 (openai) is answering again" in relay.log.read_text()

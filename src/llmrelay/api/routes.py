@@ -9,19 +9,18 @@ from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive
 
 from llmrelay.api.middleware import REQUEST_ID_KEY
-from llmrelay.api.sse import sse_events
+from llmrelay.api.sse import EventStream
 from llmrelay.errors import InvalidRequestError, NotFoundError, RequestTooLargeError
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.protocol.request import parse_chat_request
 from llmrelay.protocol.response import model_object
 
 T = TypeVar("T")
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -44,17 +43,13 @@ class Routes:
             Route("/health", self.health, methods=["GET"]),
         ]
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def chat_completions(self, request: Request) -> Response | EventStream:
         self._gateway.authenticate(request.headers.get("authorization"))
         chat = parse_chat_request(await self._read_body(request))
         if chat.stream:
             chunks = await self._gateway.stream(chat)
-            events = sse_events(
-                chunks,
-                include_usage=chat.include_usage,
-                request_id=request.scope[REQUEST_ID_KEY],
-            )
-            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+            request_id = request.scope[REQUEST_ID_KEY]
+            return EventStream(chunks, include_usage=chat.include_usage, request_id=request_id)
         result = await _unless_disconnected(self._gateway.complete(chat), request.receive)
         return json_response(result)
 
@@ -71,9 +66,7 @@ class Routes:
         return json_response(self._model(model_id))
 
     async def health(self, request: Request) -> Response:
-        router = self._gateway.router
-        models = {p.model_name: p.status() for p in router.providers()}
-        return json_response({"status": "ok", "models": models})
+        return json_response({"status": "ok", "models": self._gateway.router.health()})
 
     def _model(self, name: str) -> dict[str, Any]:
         owned_by = self._gateway.router.owned_by(name)

@@ -25,8 +25,7 @@ class LoadedModel:
     def __init__(
         self, path: Path, *, slots: int, context: int | None = None, threads: int | None = None
     ) -> None:
-        llama_cpp.llama_backend_init()
-        llama_cpp.llama_log_set(_silent, None)
+        init_llama()
         params = LlamaModel.default_params()
         self.model = LlamaModel(path_model=str(path), params=params, verbose=False)
         self.context_length = min(context or self.model.n_ctx_train(), self.model.n_ctx_train())
@@ -70,6 +69,12 @@ class LoadedModel:
     def close(self) -> None:
         self.context.close()
         self.model.close()
+
+
+def init_llama() -> None:
+    """Start llama.cpp's backend, its logging silenced."""
+    llama_cpp.llama_backend_init()
+    llama_cpp.llama_log_set(_silent, None)
 
 
 @llama_cpp.llama_log_callback

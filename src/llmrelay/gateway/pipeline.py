@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.protocol.request import ChatRequest
-from llmrelay.providers.base import Chunk
+from llmrelay.providers.base import ChunkStream
 from llmrelay.router.router import Router
 
 
@@ -24,5 +23,5 @@ class Gateway:
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
         return await self.router.complete(request)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         return await self.router.stream(request)

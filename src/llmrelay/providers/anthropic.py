@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -12,7 +12,7 @@ from llmrelay.config import AnthropicModelConfig
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.response import ResponseHeader
 from llmrelay.providers.anthropic_messages import StreamTranslator, completion, messages_body
-from llmrelay.providers.base import Chunk, Provider
+from llmrelay.providers.base import Chunk, ChunkStream, Provider
 from llmrelay.providers.http import UpstreamHTTP, error_from_body
 
 API_VERSION = "2023-06-01"
@@ -41,11 +41,11 @@ class AnthropicProvider(Provider):
         message = await self._http.json(response)
         return completion(message, self._header(message.get("model")))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         response = await self._http.post(self._body(request))
         return self._chunks(response)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Chunk]:
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncGenerator[Chunk, None]:
         translator: StreamTranslator | None = None
         async for event in self._http.data_lines(response):
             if event.get("type") == "error":

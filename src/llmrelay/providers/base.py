@@ -12,11 +12,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from llmrelay.protocol.request import ChatRequest
 
 Chunk = dict[str, Any]
+#: A chunk object, or bytes: chunks an upstream already framed as server-sent events, which are
+#: passed on as they are (a relaying provider decodes only those that carry usage or an error).
+StreamItem = Chunk | bytes
+
+
+class ChunkStream(Protocol):
+    """An async iterator of stream items that can be closed early (an async generator is one)."""
+
+    def __aiter__(self) -> AsyncIterator[StreamItem]: ...
+
+    async def __anext__(self) -> StreamItem: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Provider(ABC):
@@ -29,7 +42,7 @@ class Provider(ABC):
         """Answer the request whole."""
 
     @abstractmethod
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         """Check the request, then return the iterator of its chunks."""
 
     def status(self) -> dict[str, Any]:

@@ -66,20 +66,34 @@ class UpstreamHTTP:
         finally:
             response.release()
 
-    async def data_lines(self, response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
-        """The JSON of each ``data:`` line of a stream (``[DONE]`` as the string itself)."""
+    async def data_blocks(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
+        """The ``data:`` payloads of a stream, one list per read: what arrived together is
+        passed on together."""
+        rest = b""
         try:
-            async for line in response.content:
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                yield "[DONE]" if data == b"[DONE]" else orjson.loads(data)
+            async for block in response.content.iter_any():
+                *lines, rest = (rest + block).split(b"\n")
+                payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+                if payloads:
+                    yield payloads
         except TimeoutError as exc:
             raise self.timed_out() from exc
-        except (aiohttp.ClientError, ValueError) as exc:
+        except aiohttp.ClientError as exc:
             raise self.broken() from exc
         finally:
             response.close()
+
+    async def data_lines(self, response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
+        """The JSON of each ``data:`` line of a stream (``[DONE]`` as the string itself)."""
+        async for payloads in self.data_blocks(response):
+            for data in payloads:
+                yield "[DONE]" if data == b"[DONE]" else self.loads(data)
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except ValueError as exc:
+            raise self.broken() from exc
 
     def broken(self) -> UpstreamError:
         return UpstreamError(f"The upstream of {self._name} broke the stream.")

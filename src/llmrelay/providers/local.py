@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from llmrelay.engine.events import Finished, TextDelta
@@ -13,7 +13,7 @@ from llmrelay.errors import LLMRelayError
 from llmrelay.protocol.accumulate import MessageBuilder
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.response import ResponseHeader, chunk_choice, usage
-from llmrelay.providers.base import Chunk, Provider
+from llmrelay.providers.base import Chunk, ChunkStream, Provider
 from llmrelay.providers.local_request import EnginePlan, plan_request
 
 
@@ -67,11 +67,13 @@ class LocalProvider(Provider):
         ]
         return header.completion(choices, usage(len(plan.prompt), completion_tokens, cached))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
         return self._chunks(plan, self._header())
 
-    async def _chunks(self, plan: EnginePlan, header: ResponseHeader) -> AsyncIterator[Chunk]:
+    async def _chunks(
+        self, plan: EnginePlan, header: ResponseHeader
+    ) -> AsyncGenerator[Chunk, None]:
         readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
         content = None if plan.tool_mode == "call" else ""
         first = {"role": "assistant", "content": content, "refusal": None}

@@ -1,21 +1,25 @@
 """``OpenAIProvider``: relays to any OpenAI-compatible upstream.
 
-Requests pass through as the client sent them (only ``model`` becomes the upstream's name, and
-streams ask for usage); answers and stream chunks come back as the upstream sent them, chunk by
-chunk.
+Requests pass through as the client sent them (only ``model`` becomes the upstream's name,
+streams ask for usage, and the deployment's ``params`` rules drop, rename or set fields);
+answers and stream chunks come back as the upstream sent them, chunk by chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
 import msgspec
+import orjson
 
 from llmrelay.config import OpenAIModelConfig
 from llmrelay.protocol.request import ChatRequest, StreamOptions
-from llmrelay.providers.base import Chunk, Provider
+from llmrelay.protocol.response import random_id
+from llmrelay.providers.base import Chunk, ChunkStream, Provider, StreamItem
+from llmrelay.providers.counting import counted_usage
 from llmrelay.providers.http import UpstreamHTTP, error_from_body
 
 
@@ -41,20 +45,62 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
         response = await self._http.post(self._body(request, stream=False))
-        return await self._http.json(response)  # type: ignore[no-any-return]
+        answer = await self._http.json(response)
+        if isinstance(answer, dict) and not answer.get("usage"):
+            messages = [choice.get("message") or {} for choice in answer.get("choices") or ()]
+            answer["usage"] = await counted_usage(request, messages)
+        return answer  # type: ignore[no-any-return]
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         response = await self._http.post(self._body(request, stream=True))
-        return self._chunks(response)
+        return self._chunks(request, response)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[Chunk]:
-        async for chunk in self._http.data_lines(response):
-            if chunk == "[DONE]":
-                return
-            if "error" in chunk:
-                raise error_from_body(502, chunk, {})
-            yield chunk
+    async def _chunks(
+        self, request: ChatRequest, response: aiohttp.ClientResponse
+    ) -> AsyncGenerator[StreamItem, None]:
+        """The upstream's chunks as it framed them, each read passed on in one piece; only a
+        chunk that carries usage or an error is decoded and passed on as an object."""
+        plain_so_far: list[bytes] = []  # to count the usage from, if the upstream sends none
+        has_usage = False
+        async for payloads in self._http.data_blocks(response):
+            plain: list[bytes] = []
+            for data in payloads:
+                if data == b"[DONE]":
+                    if plain:
+                        yield _framed(plain)
+                    if not has_usage:
+                        yield await self._counted_usage_chunk(request, plain_so_far)
+                    return
+                notable = b'"usage"' in data or b'"error"' in data
+                chunk = self._http.loads(data) if notable else None
+                if chunk is None or not (chunk.get("usage") or "error" in chunk):
+                    plain.append(data)
+                    if not has_usage:
+                        plain_so_far.append(data)
+                    continue
+                if plain:
+                    yield _framed(plain)
+                    plain = []
+                if "error" in chunk:
+                    raise error_from_body(502, chunk, {})
+                has_usage = True
+                yield chunk
+            if plain:
+                yield _framed(plain)
         raise self._http.broken()
+
+    async def _counted_usage_chunk(self, request: ChatRequest, payloads: list[bytes]) -> Chunk:
+        chunks = [self._http.loads(data) for data in payloads]
+        deltas = [choice.get("delta") or {} for c in chunks for choice in c.get("choices") or ()]
+        first = chunks[0] if chunks else {}
+        return {
+            "id": first.get("id") or random_id("chatcmpl-"),
+            "object": "chat.completion.chunk",
+            "created": first.get("created") or int(time.time()),
+            "model": first.get("model") or self._config.model,
+            "choices": [],
+            "usage": await counted_usage(request, deltas),
+        }
 
     def _body(self, request: ChatRequest, *, stream: bool) -> bytes:
         # encoded straight from the validated struct: no intermediate dict on the hot path
@@ -62,7 +108,14 @@ class OpenAIProvider(Provider):
         if stream and self._config.stream_usage:
             options = request.stream_options or StreamOptions()
             changes["stream_options"] = msgspec.structs.replace(options, include_usage=True)
-        return msgspec.json.encode(msgspec.structs.replace(request, **changes))
+        request = msgspec.structs.replace(request, **changes)
+        if self._config.params:
+            return orjson.dumps(self._config.params.apply(msgspec.to_builtins(request)))
+        return msgspec.json.encode(request)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _framed(payloads: list[bytes]) -> bytes:
+    return b"".join(b"data: " + data + b"\n\n" for data in payloads)

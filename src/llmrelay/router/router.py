@@ -5,20 +5,22 @@ order, healthy ones first; a deployment that fails with a connection error, a ti
 5xx before anything reached the client is not tried again for that request, and the request goes
 on to the next deployment, then to the model's fallback models. A deployment that fails
 ``cooldown.failures`` times in a row rests for ``cooldown.seconds``, then gets one request again
-(a probe) and is back on success. Every decision is logged with the request id.
+(a probe) and is back on success. A deployment with ``max_concurrency`` holds at most that many
+requests (streams until their end); while it is full the others are tried first, and a request
+that finds every deployment full waits for the first of them to free a place. Every decision is
+logged with the request id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -28,7 +30,7 @@ from typing import Any, TypeVar
 from llmrelay import context
 from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError
 from llmrelay.protocol.request import ChatRequest
-from llmrelay.providers.base import Chunk, Provider
+from llmrelay.providers.base import ChunkStream, Provider, StreamItem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,8 +49,37 @@ class Deployment:
     provider: Provider
     label: str
     weight: float = 1.0
+    max_concurrency: int | None = None
     failures: int = 0
     resting_until: float = 0.0
+    in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        limit = self.max_concurrency
+        self._places = asyncio.Semaphore(limit) if limit else None
+
+    def full(self) -> bool:
+        return self._places is not None and self._places.locked()
+
+    async def enter(self) -> None:
+        if self._places is not None:
+            await self._places.acquire()
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self._places is not None:
+            self._places.release()
+
+    def health(self, now: float) -> dict[str, Any]:
+        return {
+            "deployment": self.label,
+            "state": "resting" if self.resting_until > now else "ok",
+            "failures_in_a_row": self.failures,
+            "in_flight": self.in_flight,
+            "max_concurrency": self.max_concurrency,
+            **self.provider.status(),
+        }
 
 
 def _retryable(exc: LLMRelayError) -> bool:
@@ -77,42 +108,63 @@ class Router:
         return deployments
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        return await self._first_success(request.model, lambda p: p.complete(request))
+        result, deployment = await self._first_success(request.model, lambda p: p.complete(request))
+        deployment.leave()
+        return result
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> ChunkStream:
         """The first deployment whose stream yields its first chunk answers."""
 
-        async def open_stream(provider: Provider) -> AsyncIterator[Chunk]:
+        async def open_stream(provider: Provider) -> tuple[StreamItem, ChunkStream]:
             chunks = await provider.stream(request)
-            return _prepend(await anext(chunks), chunks)
+            try:
+                return await anext(chunks), chunks
+            except BaseException:
+                await chunks.aclose()
+                raise
 
-        return await self._first_success(request.model, open_stream)
+        (first, rest), deployment = await self._first_success(request.model, open_stream)
+        return HeldStream(first, rest, deployment)
 
-    async def _first_success(self, model: str, call: Callable[[Provider], Awaitable[T]]) -> T:
+    async def _first_success(
+        self, model: str, call: Callable[[Provider], Awaitable[T]]
+    ) -> tuple[T, Deployment]:
+        """The first answer, from the deployment that gave it, whose place the caller holds."""
         last: LLMRelayError | None = None
-        for deployment in self._attempts(model):
+        attempts = self._attempts(model)
+        while attempts:
+            # a deployment with room first; when all are full, wait for the best one
+            name, deployment = next(((n, d) for n, d in attempts if not d.full()), attempts[0])
+            attempts.remove((name, deployment))
+            if name != model:
+                log.info("request %s: falling back to %s", context.request_id.get(), name)
+            await deployment.enter()
             try:
                 result = await call(deployment.provider)
             except LLMRelayError as exc:
+                deployment.leave()
                 if not _retryable(exc):
                     raise
                 last = self._failed(deployment, exc)
                 continue
+            except BaseException:
+                deployment.leave()
+                raise
             self._succeeded(deployment)
-            return result
+            return result, deployment
         assert last is not None, "every model has at least one deployment"
         raise last
 
-    def _attempts(self, model: str) -> Iterator[Deployment]:
+    def _attempts(self, model: str) -> list[tuple[str, Deployment]]:
         """Each deployment of the model, then of its fallbacks, at most once, best first."""
+        attempts: list[tuple[str, Deployment]] = []
         seen: set[int] = set()
         for name in [model, *self._fallbacks.get(model, ())]:
             for deployment in self._order(self.resolve(name)):
                 if id(deployment) not in seen:
                     seen.add(id(deployment))
-                    if name != model:
-                        log.info("request %s: falling back to %s", context.request_id.get(), name)
-                    yield deployment
+                    attempts.append((name, deployment))
+        return attempts
 
     def _order(self, deployments: list[Deployment]) -> list[Deployment]:
         now = time.monotonic()
@@ -146,6 +198,16 @@ class Router:
     def model_names(self) -> list[str]:
         return list(self._routes)
 
+    def health(self) -> dict[str, list[dict[str, Any]]]:
+        """Each configured model (not its aliases) with the state of each of its deployments."""
+        now, seen = time.monotonic(), set()
+        report = {}
+        for name, deployments in self._routes.items():
+            if id(deployments) not in seen:
+                seen.add(id(deployments))
+                report[name] = [d.health(now) for d in deployments]
+        return report
+
     def owned_by(self, model: str) -> str:
         return self.resolve(model)[0].provider.owned_by
 
@@ -158,7 +220,30 @@ class Router:
             await provider.aclose()
 
 
-async def _prepend(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+class HeldStream:
+    """The stream from its first chunk on, holding the deployment's place until it ends or is
+    closed (also when it is closed before anyone read from it)."""
+
+    def __init__(self, first: StreamItem, rest: ChunkStream, deployment: Deployment) -> None:
+        self._first: StreamItem | None = first
+        self._rest = rest
+        self._deployment: Deployment | None = deployment
+
+    def __aiter__(self) -> HeldStream:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        if self._first is not None:
+            chunk, self._first = self._first, None
+            return chunk
+        try:
+            return await anext(self._rest)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._deployment is not None:
+            self._deployment.leave()
+            self._deployment = None
+            await self._rest.aclose()

@@ -1,0 +1,53 @@
+"""Usage for answers whose upstream reported none, counted with the built-in tokenizer.
+
+The result is a ``CountedUsage``: it is sent as a plain ``usage`` object, and the type tells
+the meter that the figures are llmrelay's estimate, not the upstream's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import msgspec
+
+from llmrelay.engine.tokens import count_tokens
+from llmrelay.protocol.request import ChatRequest
+
+
+class CountedUsage(dict[str, Any]):
+    """A ``usage`` object counted by llmrelay (serialises like any dict)."""
+
+
+async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]]) -> CountedUsage:
+    """``answers``: the messages of a completion, or the deltas of a stream."""
+    prompt = msgspec.to_builtins([request.messages, request.tools or []])
+    prompt_tokens, completion_tokens = await count_tokens(
+        "\n".join(_strings(prompt)), "".join(text for answer in answers for text in _said(answer))
+    )
+    return CountedUsage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+def _said(message: dict[str, Any]) -> Iterator[str]:
+    """The generated text of a message or delta: content, refusal, tool names and arguments."""
+    for key in ("content", "refusal"):
+        if isinstance(message.get(key), str):
+            yield message[key]
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        yield from (v for v in (function.get("name"), function.get("arguments")) if v)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
