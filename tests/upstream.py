@@ -19,6 +19,7 @@ from tests.net import free_port
 ANSWERING_MODEL = "upstream-model-2025-01-01"
 STREAM_PIECES = ["Hel", "lo", ", wor", "ld", "!"]
 PIECE_DELAY = 0.05
+SLOW_REST_PAUSE = 0.5
 
 
 def _completion(message: dict[str, Any], finish: str) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class Upstream:
         self.requests: list[dict[str, Any]] = []
         self.flaky_down = True  # what the "flaky" script does: fail while this is set
         self.headers: list[dict[str, str]] = []
+        self.in_flight = self.most_in_flight = 0
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._loop = asyncio.new_event_loop()
@@ -95,7 +97,12 @@ class Upstream:
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         script = SCRIPTS[body["model"]]
-        return await script(self, request, body)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await script(self, request, body)
+        finally:
+            self.in_flight -= 1
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json(loads=orjson.loads)
@@ -125,6 +132,28 @@ async def stream(up: Upstream, request: web.Request, body: dict[str, Any]) -> we
     if (body.get("stream_options") or {}).get("include_usage"):
         usage = {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}
         await response.write(_chunk([], usage=usage))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+async def no_usage(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """An upstream that reports no usage, asked or not."""
+    if body.get("stream"):
+        return await stream(up, request, {**body, "stream_options": None})
+    completion = _completion({"role": "assistant", "content": "Hello, world!"}, "stop")
+    del completion["usage"]
+    return web.json_response(completion)
+
+
+async def slow_rest(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """The first chunk at once, the rest after a long pause."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    first = {"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}
+    await response.write(_chunk([first]))
+    await asyncio.sleep(SLOW_REST_PAUSE)
+    await response.write(_chunk([{"index": 0, "delta": {"content": "lo"}, "finish_reason": None}]))
+    await response.write(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
     await response.write(b"data: [DONE]\n\n")
     return response
 
@@ -209,6 +238,8 @@ SCRIPTS: dict[
 ] = {
     "answer": answer,
     "cut": cut,
+    "no-usage": no_usage,
+    "slow-rest": slow_rest,
     "tools": tools,
     "limited": limited,
     "bad-param": bad_param,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from llmrelay.engine.tokens import count_tokens
 from tests.conftest import (
     API_KEY,
     Server,
@@ -18,7 +20,14 @@ from tests.conftest import (
     stop_server,
 )
 from tests.net import free_port
-from tests.upstream import ANSWERING_MODEL, PIECE_DELAY, SCRIPTS, STREAM_PIECES, Upstream
+from tests.upstream import (
+    ANSWERING_MODEL,
+    PIECE_DELAY,
+    SCRIPTS,
+    SLOW_REST_PAUSE,
+    STREAM_PIECES,
+    Upstream,
+)
 
 UPSTREAM_KEY = "sk-upstream-secret-" + "u" * 30
 HELLO = [{"role": "user", "content": "hi"}]
@@ -43,6 +52,14 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
         f"    base_url: {upstream.base_url}",
         "    model: answer",
         "    stream_usage: false",
+        "  - name: relay-shaped",
+        "    provider: openai",
+        f"    base_url: {upstream.base_url}",
+        "    model: answer",
+        "    params:",
+        "      drop: [temperature, seed]",
+        "      rename: {max_tokens: max_completion_tokens}",
+        "      set: {top_k: 40, chat_template_kwargs: {enable_thinking: false}}",
     ]
     with configured_server(data, lines, {"UPSTREAM_KEY": UPSTREAM_KEY}) as server:
         yield server
@@ -106,6 +123,61 @@ def test_usage_request_can_be_turned_off(sdk: openai.OpenAI, upstream: Upstream)
     chunks = list(sdk.chat.completions.create(model="relay-quiet", messages=HELLO, stream=True))
     assert "stream_options" not in upstream.requests[-1]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello, world!"
+
+
+def test_params_rules_drop_rename_and_set(sdk: openai.OpenAI, upstream: Upstream) -> None:
+    sdk.chat.completions.create(
+        model="relay-shaped", messages=HELLO, temperature=0.3, seed=1, max_tokens=7, top_p=0.5
+    )
+    assert upstream.requests[-1] == {
+        "model": "answer",
+        "messages": HELLO,
+        "max_completion_tokens": 7,
+        "top_p": 0.5,
+        "top_k": 40,
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
+
+
+def test_usage_is_counted_when_the_upstream_sends_none(sdk: openai.OpenAI) -> None:
+    answer = sdk.chat.completions.create(model="relay-no-usage", messages=HELLO)
+    assert answer.usage is not None
+    hello_tokens = asyncio.run(count_tokens("Hello, world!"))[0]
+    assert answer.usage.completion_tokens == hello_tokens
+    assert answer.usage.prompt_tokens > 0
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + hello_tokens
+
+    chunks = list(
+        sdk.chat.completions.create(
+            model="relay-no-usage",
+            messages=HELLO,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.model_dump() == answer.usage.model_dump()
+    assert chunks[-1].id == chunks[0].id and chunks[-1].model == ANSWERING_MODEL
+
+
+def test_first_chunk_is_not_held_back(sdk: openai.OpenAI, upstream: Upstream) -> None:
+    def first_and_last(client: openai.OpenAI, model: str) -> tuple[float, float]:
+        started = time.perf_counter()
+        arrivals = [
+            time.perf_counter() - started
+            for _ in client.chat.completions.create(model=model, messages=HELLO, stream=True)
+        ]
+        return arrivals[0], arrivals[-1]
+
+    direct = openai.OpenAI(base_url=upstream.base_url, api_key="x")
+    direct_first, _ = first_and_last(direct, "slow-rest")
+    relayed_first, relayed_last = first_and_last(sdk, "relay-slow-rest")
+    print(
+        f"first chunk: direct {direct_first * 1000:.1f} ms, relayed {relayed_first * 1000:.1f} ms"
+    )
+    assert relayed_last >= SLOW_REST_PAUSE
+    # the first chunk comes before the upstream's pause ends, not with the rest
+    assert relayed_first < SLOW_REST_PAUSE / 2
 
 
 def test_upstream_429_stays_429_with_its_retry_after(relay: Server) -> None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx2
 import openai
 import pytest
 
-from tests.conftest import Server, configured_server, post_chat
+from tests.conftest import API_KEY, Server, configured_server, post_chat
 from tests.upstream import STREAM_PIECES, Upstream
 
 HELLO = [{"role": "user", "content": "hi"}]
 COOLDOWN_SECONDS = 1.0
 
 
-def _deployment(name: str, base_url: str, upstream_model: str, weight: float = 1) -> list[str]:
+def _deployment(
+    name: str, base_url: str, upstream_model: str, weight: float = 1, *extra: str
+) -> list[str]:
     return [
         f"  - name: {name}",
         "    provider: openai",
@@ -23,6 +27,7 @@ def _deployment(name: str, base_url: str, upstream_model: str, weight: float = 1
         f"    model: {upstream_model}",
         f"    weight: {weight}",
         "    timeouts: {connect: 2, first_byte: 2, total: 5}",
+        *(f"    {line}" for line in extra),
     ]
 
 
@@ -38,6 +43,12 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
     lines += _deployment("strict-pair", url, "answer")
     lines += _deployment("alone", url, "broken") + _deployment("backup", url, "answer")
     lines += _deployment("resting", url, "flaky", 1000) + _deployment("resting", url, "answer")
+    lines += _deployment("narrow", url, "answer", 1, "max_concurrency: 1")
+    # the deployments of "spill" mark their requests (``user``) to tell which one answered
+    lines += _deployment(
+        "spill", url, "answer", 1000, "max_concurrency: 1", "params: {set: {user: a}}"
+    )
+    lines += _deployment("spill", url, "answer", 1, "params: {set: {user: b}}")
     lines += ["fallbacks:", "  alone: [backup]"]
     lines += [f"cooldown: {{failures: 2, seconds: {COOLDOWN_SECONDS}}}"]
     with configured_server(tmp_path_factory.mktemp("router"), lines) as server:
@@ -85,3 +96,40 @@ def test_cooldown_and_recovery(relay: Server, upstream: Upstream) -> None:
     assert post_chat(relay, {"model": "resting", "messages": HELLO}).status_code == 200
     assert _asked(upstream, "flaky") == tried + 1, "after its rest it is probed"
     assert "resting#0 (openai) is answering again" in relay.log.read_text()
+
+
+def test_max_concurrency_queues_the_rest(sdk: openai.OpenAI, upstream: Upstream) -> None:
+    upstream.most_in_flight = 0
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: _streamed_text(sdk, "narrow"), range(3)))
+    assert answers == ["Hello, world!"] * 3
+    assert upstream.most_in_flight == 1
+
+
+def test_a_full_deployment_is_passed_over(sdk: openai.OpenAI, upstream: Upstream) -> None:
+    with sdk.chat.completions.create(model="spill", messages=HELLO, stream=True) as held:
+        next(iter(held))  # the preferred deployment is now full
+        assert _streamed_text(sdk, "spill") == "Hello, world!"
+        assert [r["user"] for r in upstream.requests[-2:]] == ["a", "b"]
+    assert _streamed_text(sdk, "spill") == "Hello, world!"
+    assert upstream.requests[-1]["user"] == "a", "its place was given back"
+
+
+def test_a_client_leaving_gives_the_place_back(relay: Server, sdk: openai.OpenAI) -> None:
+    for _ in range(3):
+        with sdk.chat.completions.create(model="narrow", messages=HELLO, stream=True) as stream:
+            next(iter(stream))
+    quick = openai.OpenAI(base_url=relay.base_url, api_key=API_KEY, timeout=5, max_retries=0)
+    assert _streamed_text(quick, "narrow") == "Hello, world!"
+
+
+def test_health_shows_each_deployment(relay: Server) -> None:
+    models = httpx2.get(f"{relay.root}/health").json()["models"]
+    assert [d["deployment"] for d in models["spill"]] == ["spill#0 (openai)", "spill#1 (openai)"]
+    assert models["spill"][0]["max_concurrency"] == 1
+    assert {d["state"] for d in models["pair"]} <= {"ok", "resting"}
+
+
+def _streamed_text(client: openai.OpenAI, model: str) -> str:
+    chunks = client.chat.completions.create(model=model, messages=HELLO, stream=True)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
