@@ -141,7 +141,9 @@ async def no_usage(up: Upstream, request: web.Request, body: dict[str, Any]) -> 
     if body.get("stream"):
         return await stream(up, request, {**body, "stream_options": None})
     completion = _completion({"role": "assistant", "content": "Hello, world!"}, "stop")
-    del completion["usage"]
+    # also leaves out what vLLM and llama.cpp leave out (the schema requires them)
+    del completion["usage"], completion["choices"][0]["logprobs"]
+    del completion["choices"][0]["message"]["refusal"]
     return web.json_response(completion)
 
 

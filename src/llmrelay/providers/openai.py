@@ -16,6 +16,7 @@ import msgspec
 import orjson
 
 from llmrelay.config import OpenAIModelConfig
+from llmrelay.errors import UpstreamError
 from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
 from llmrelay.providers.base import Chunk, ChunkStream, Provider, StreamItem
@@ -46,10 +47,18 @@ class OpenAIProvider(Provider):
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
         response = await self._http.post(self._body(request, stream=False))
         answer = await self._http.json(response)
-        if isinstance(answer, dict) and not answer.get("usage"):
-            messages = [choice.get("message") or {} for choice in answer.get("choices") or ()]
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"The upstream of {self.model_name} sent no valid answer.")
+        choices = answer.get("choices") or []
+        for choice in choices:
+            # fields the spec requires that vLLM, llama.cpp and others leave out
+            choice.setdefault("logprobs", None)
+            if isinstance(choice.get("message"), dict):
+                choice["message"].setdefault("refusal", None)
+        if not answer.get("usage"):
+            messages = [choice.get("message") or {} for choice in choices]
             answer["usage"] = await counted_usage(request, messages)
-        return answer  # type: ignore[no-any-return]
+        return answer
 
     async def stream(self, request: ChatRequest) -> ChunkStream:
         response = await self._http.post(self._body(request, stream=True))
