@@ -41,7 +41,9 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
     lines += _deployment("limited-pair", url, "answer")
     lines += _deployment("strict-pair", url, "bad-param", 1000)
     lines += _deployment("strict-pair", url, "answer")
-    lines += _deployment("alone", url, "broken") + _deployment("backup", url, "answer")
+    lines += _deployment("alone", url, "broken") + _deployment(
+        "backup", url, "answer", 1, "aliases: [spare]"
+    )
     lines += _deployment("resting", url, "flaky", 1000) + _deployment("resting", url, "answer")
     lines += _deployment("narrow", url, "answer", 1, "max_concurrency: 1")
     # the deployments of "spill" mark their requests (``user``) to tell which one answered
@@ -128,6 +130,10 @@ def test_health_shows_each_deployment(relay: Server) -> None:
     assert [d["deployment"] for d in models["spill"]] == ["spill#0 (openai)", "spill#1 (openai)"]
     assert models["spill"][0]["max_concurrency"] == 1
     assert {d["state"] for d in models["pair"]} <= {"ok", "resting"}
+    assert set(models) == {"pair", "limited-pair", "strict-pair", "alone", "backup", "resting"} | {
+        "narrow",
+        "spill",
+    }
 
 
 def _streamed_text(client: openai.OpenAI, model: str) -> str:

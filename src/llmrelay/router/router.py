@@ -203,8 +203,9 @@ class Router:
         now, seen = time.monotonic(), set()
         report = {}
         for name, deployments in self._routes.items():
-            if id(deployments) not in seen:
-                seen.add(id(deployments))
+            # an alias maps to the same deployments as its model, which comes first
+            if (ids := tuple(id(d) for d in deployments)) not in seen:
+                seen.add(ids)
                 report[name] = [d.health(now) for d in deployments]
         return report
 
