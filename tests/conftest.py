@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from tests.net import free_port
+from tests.services import postgres_database, redis_database
 from tests.spec import ValidatingTransport
 from tests.upstream import Upstream
 
@@ -141,3 +142,16 @@ def sdk(relay: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI
     """The SDK pointed at the module's own ``relay`` server."""
     with sdk_client(relay, transport) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database of the machine's server, for this test session."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_database() as url:
+        yield url

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from llmrelay.api.admin import AdminRoutes
 from llmrelay.api.errors import EXCEPTION_HANDLERS
 from llmrelay.api.middleware import RequestIdMiddleware
 from llmrelay.api.routes import Routes
@@ -28,6 +29,8 @@ from llmrelay.providers.base import Provider
 from llmrelay.providers.local import LocalProvider
 from llmrelay.providers.openai import OpenAIProvider
 from llmrelay.router.router import Cooldown, Deployment, Router
+from llmrelay.store.database import Database, sqlite_url
+from llmrelay.store.keys import KeyStore
 
 
 def build_provider(model: ModelConfig) -> Provider:
@@ -60,18 +63,45 @@ def build_router(config: Config) -> Router:
     return Router(routes, config.fallbacks, cooldown)
 
 
-def create_app(config: Config, key_hashes: Iterable[str]) -> ASGIApp:
+def database_url(config: Config) -> str:
+    return config.database_url or sqlite_url(config.data_dir)
+
+
+async def prepare_store(config: Config, static_hashes: list[str]) -> str | None:
+    """Migrate the store; with no key anywhere, create a first one and return it (to print)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(database_url(config))
+    try:
+        await database.migrate()
+        store = KeyStore(database)
+        if static_hashes or await store.count():
+            return None
+        _, key = await store.create("default")
+        return key
+    finally:
+        await database.aclose()
+
+
+def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) -> ASGIApp:
+    """The application; the store must have been prepared (``prepare_store``)."""
     router = build_router(config)
-    gateway = Gateway(KeyChecker(key_hashes), router)
+    database = Database(database_url(config))
+    store = KeyStore(database)
+    keys = KeyChecker(static_hashes, store)
+    gateway = Gateway(keys, router)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await keys.start()
         yield
+        await keys.stop()
         await router.aclose()
+        await database.aclose()
 
     routes = Routes(gateway, max_body_bytes=config.max_body_bytes)
+    admin = AdminRoutes(store, keys, admin_hash)
     app = Starlette(
-        routes=routes.routes(),
+        routes=routes.routes() + admin.routes(),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -5,8 +5,11 @@ Example ``llmrelay.yaml``::
     server:
       host: 127.0.0.1
       port: 8000
-    keys:
+    keys:                            # keys that may use every model, without limits
       - ${MY_TEAM_KEY}
+    admin_key: ${ADMIN_KEY}          # or LLMRELAY_ADMIN_KEY; generated once if neither is set
+    database_url: postgresql+asyncpg://llmrelay@db/llmrelay   # default: SQLite in the data dir
+    redis_url: redis://127.0.0.1:6379/0   # limits and budgets shared by every instance
     models:
       - name: smollm2-135m-instruct
         aliases: [gpt-4o-mini]
@@ -150,7 +153,13 @@ class Config:
     port: int = DEFAULT_PORT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keys: tuple[Secret, ...] = ()
+    # the key of the admin API; generated and printed once when neither config nor env sets it
+    admin_key: Secret | None = None
     data_dir: Path = field(default_factory=lambda: default_data_dir())
+    # SQLAlchemy async URL of the store; None: a SQLite file in data_dir
+    database_url: str | None = None
+    # where rate limits and budgets count, shared by every instance; None: in this process
+    redis_url: str | None = None
     models: tuple[ModelConfig, ...] = (LocalModelConfig(),)
     # model name -> the models to try, in order, when all of its deployments failed
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -181,11 +190,15 @@ def load_config(path: Path | None = None) -> Config:
     keys = [Secret(k) for k in raw.get("keys") or ()]
     if env_key := os.environ.get("LLMRELAY_API_KEY"):
         keys.append(Secret(env_key))
+    admin_key = os.environ.get("LLMRELAY_ADMIN_KEY") or raw.get("admin_key")
     kwargs: dict[str, Any] = {
         "host": server.get("host", DEFAULT_HOST),
         "port": int(server.get("port", DEFAULT_PORT)),
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         "keys": tuple(keys),
+        "admin_key": Secret(admin_key) if admin_key else None,
+        "database_url": os.environ.get("LLMRELAY_DATABASE_URL") or raw.get("database_url"),
+        "redis_url": os.environ.get("LLMRELAY_REDIS_URL") or raw.get("redis_url"),
     }
     if "data_dir" in raw:
         kwargs["data_dir"] = Path(raw["data_dir"])

@@ -13,39 +13,50 @@ from tests.conftest import start_server, stop_server
 from tests.spec import validate
 
 
-@pytest.fixture
-def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LLMRELAY_API_KEY", raising=False)
-
-
 def models(base_url: str, key: str) -> httpx2.Response:
     return httpx2.get(f"{base_url}/models", headers={"authorization": f"Bearer {key}"}, timeout=10)
 
 
-@pytest.mark.usefixtures("no_env_key")
-def test_first_start_creates_one_key_and_keeps_only_its_hash(tmp_path: Path) -> None:
+@pytest.fixture
+def no_env_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLMRELAY_API_KEY", raising=False)
+    monkeypatch.delenv("LLMRELAY_ADMIN_KEY", raising=False)
+
+
+@pytest.mark.usefixtures("no_env_keys")
+def test_first_start_creates_a_key_and_the_admin_key_and_keeps_only_hashes(
+    tmp_path: Path,
+) -> None:
     server = start_server(tmp_path)
     try:
-        found = re.findall(r"sk-[A-Za-z0-9_-]{40,}", server.log.read_text())
-        assert len(found) == 1
-        key = found[0]
+        log = server.log.read_text()
+        assert len(re.findall(r"sk-[A-Za-z0-9_-]{40,}", log)) == 2
+        key = re.search(r"Created an API key.*\n\n    (sk-\S+)", log).group(1)  # type: ignore[union-attr]
+        admin = re.search(r"Created the admin key.*\n\n    (sk-\S+)", log).group(1)  # type: ignore[union-attr]
         assert models(server.base_url, key).status_code == 200
         assert models(server.base_url, key + "x").status_code == 401
+        assert models(server.base_url, admin).status_code == 401, "the admin key is for /admin"
+        listed = httpx2.get(
+            f"{server.root}/admin/keys", headers={"authorization": f"Bearer {admin}"}
+        )
+        assert [k["name"] for k in listed.json()["data"]] == ["default"]
+        assert key not in listed.text
     finally:
         stop_server(server)
-    stored = (tmp_path / "keys.json").read_text()
-    assert key not in stored
-    assert oct((tmp_path / "keys.json").stat().st_mode & 0o777) == "0o600"
+    for stored in tmp_path.glob("llmrelay.db*"):
+        assert key.encode() not in stored.read_bytes()
+    assert admin not in (tmp_path / "admin_key.json").read_text()
+    assert oct((tmp_path / "admin_key.json").stat().st_mode & 0o777) == "0o600"
 
     again = start_server(tmp_path)
     try:
-        assert "sk-" not in again.log.read_text(), "the key is printed only once"
+        assert "sk-" not in again.log.read_text(), "the keys are printed only once"
         assert models(again.base_url, key).status_code == 200
     finally:
         stop_server(again)
 
 
-@pytest.mark.usefixtures("no_env_key")
+@pytest.mark.usefixtures("no_env_keys")
 def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEAM_KEY", "sk-team-" + "t" * 40)
     config = tmp_path / "llmrelay.yaml"

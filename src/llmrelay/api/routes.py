@@ -44,8 +44,9 @@ class Routes:
         ]
 
     async def chat_completions(self, request: Request) -> Response | EventStream:
-        self._gateway.authenticate(request.headers.get("authorization"))
+        caller = self._gateway.authenticate(request.headers.get("authorization"))
         chat = parse_chat_request(await self._read_body(request))
+        self._gateway.authorize(caller, chat.model)
         if chat.stream:
             chunks = await self._gateway.stream(chat)
             request_id = request.scope[REQUEST_ID_KEY]
@@ -54,14 +55,14 @@ class Routes:
         return json_response(result)
 
     async def list_models(self, request: Request) -> Response:
-        self._gateway.authenticate(request.headers.get("authorization"))
-        data = [self._model(name) for name in self._gateway.router.model_names()]
+        caller = self._gateway.authenticate(request.headers.get("authorization"))
+        data = [self._model(name) for name in self._gateway.models_for(caller)]
         return json_response({"object": "list", "data": data})
 
     async def get_model(self, request: Request) -> Response:
-        self._gateway.authenticate(request.headers.get("authorization"))
+        caller = self._gateway.authenticate(request.headers.get("authorization"))
         model_id = request.path_params["model_id"]
-        if model_id not in self._gateway.router.model_names():
+        if model_id not in self._gateway.models_for(caller):
             raise NotFoundError(f"The model '{model_id}' does not exist", param="model")
         return json_response(self._model(model_id))
 

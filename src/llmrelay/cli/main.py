@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import click
 
-from llmrelay.config import ConfigError, load_config
-from llmrelay.store.keyfile import hash_key, load_or_create_key_hashes
+from llmrelay.cli.common import config_option, load
+from llmrelay.cli.keys import keys
+from llmrelay.store.keyfile import legacy_key_hashes, load_or_create_admin_hash
+from llmrelay.store.keys import hash_key
 
 
 @click.group()
@@ -20,35 +23,34 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8000).")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML config file (see README).",
-)
+@config_option
 def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
     """Serve the OpenAI-compatible API."""
     import uvicorn
 
-    from llmrelay.app import create_app
+    from llmrelay.app import create_app, prepare_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if config.keys:
-        hashes = [hash_key(k) for k in config.keys]
+    config = load(config_path)
+    static_hashes = [hash_key(k) for k in config.keys] + legacy_key_hashes(config.data_dir)
+    first_key = asyncio.run(prepare_store(config, static_hashes))
+    if first_key:
+        click.echo(
+            "Created an API key (shown only this once; only its hash is kept):"
+            f"\n\n    {first_key}\n",
+            err=True,
+        )
+    if config.admin_key:
+        admin_hash = hash_key(config.admin_key)
     else:
-        hashes, new_key = load_or_create_key_hashes(config.data_dir)
-        if new_key:
+        admin_hash, new_admin_key = load_or_create_admin_hash(config.data_dir)
+        if new_admin_key:
             click.echo(
-                f"Created an API key (shown only this once; only its hash is kept in "
-                f"{config.data_dir}):\n\n    {new_key}\n",
+                "Created the admin key, for /admin and nothing else (shown only this once; "
+                f"only its hash is kept in {config.data_dir}):\n\n    {new_admin_key}\n",
                 err=True,
             )
-    app = create_app(config, hashes)
+    app = create_app(config, static_hashes, admin_hash)
     uvicorn.run(
         app,
         host=host or config.host,
@@ -56,3 +58,6 @@ def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
         log_level="info",
         access_log=False,
     )
+
+
+cli.add_command(keys)

@@ -1,12 +1,25 @@
-"""Who is calling: the ``Authorization: Bearer`` key checked against the known key hashes."""
+"""Who is calling, and may they use this model: bearer keys checked against an in-memory cache.
+
+Keys from the config or ``LLMRELAY_API_KEY`` may use every model. Keys from the store are cached
+here and the cache asks the store every ``refresh_seconds`` for keys changed since its last look,
+so a key created, changed or revoked on any instance takes effect on every instance within that
+time; a request never waits on the database.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
-from llmrelay.errors import AuthenticationError, MissingAPIKeyError
-from llmrelay.store.keyfile import hash_key
+from llmrelay.errors import AuthenticationError, MissingAPIKeyError, PermissionDeniedError
+from llmrelay.store.keys import KeyRecord, KeyStore, hash_key
+from llmrelay.store.schema import utcnow
 
+log = logging.getLogger(__name__)
+_OVERLAP = timedelta(seconds=10)
 _MISSING = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
     "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
@@ -17,21 +30,89 @@ def _redact(key: str) -> str:
     return f"{key[:5]}***{key[-4:]}" if len(key) > 12 else "***"
 
 
+def bearer_key(authorization: str | None) -> str:
+    """The key of an ``Authorization: Bearer`` header, or ``MissingAPIKeyError`` (401)."""
+    if not authorization:
+        raise MissingAPIKeyError(_MISSING)
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise MissingAPIKeyError(_MISSING)
+    return key
+
+
 class KeyChecker:
-    """Accepts a request whose bearer key hashes to one of the known hashes."""
+    """Accepts the static keys and the store's active keys; refuses the rest with a 401."""
 
-    def __init__(self, key_hashes: Iterable[str]) -> None:
-        self._hashes = frozenset(key_hashes)
+    def __init__(
+        self,
+        static_hashes: Iterable[str],
+        store: KeyStore | None = None,
+        refresh_seconds: float = 1.0,
+    ) -> None:
+        self._static = frozenset(static_hashes)
+        self._store = store
+        self._refresh = refresh_seconds
+        self._keys: dict[str, KeyRecord] = {}
+        self._ids: dict[str, str] = {}  # id -> hash, to drop a stale entry
+        self._since: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    def authenticate(self, authorization: str | None) -> str:
-        """Return the key's hash, or raise ``AuthenticationError`` (401)."""
-        if not authorization:
-            raise MissingAPIKeyError(_MISSING)
-        scheme, _, key = authorization.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            raise MissingAPIKeyError(_MISSING)
+    async def start(self) -> None:
+        """Load every stored key, then keep the cache fresh in the background."""
+        if self._store is not None:
+            await self.refresh()
+            self._task = asyncio.create_task(self._keep_fresh())
+
+    async def refresh(self) -> None:
+        assert self._store is not None
+        # a change committed just after a look may carry an earlier time: look back a while
+        # (applying a change twice does no harm)
+        looked_at = utcnow() - _OVERLAP
+        for record in await self._store.changed_since(self._since):
+            old = self._ids.get(record.id)
+            if old is not None and old != record.hash:
+                self._keys.pop(old, None)
+            self._keys[record.hash] = record
+            self._ids[record.id] = record.hash
+        self._since = looked_at
+
+    async def _keep_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh)
+            try:
+                await self.refresh()
+            except Exception:  # the database may be away for a while; the cache stays
+                log.exception("refreshing the key cache failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def authenticate(self, authorization: str | None) -> KeyRecord | None:
+        """The caller's stored key (None for a static key), or ``AuthenticationError`` (401)."""
+        key = bearer_key(authorization)
         digest = hash_key(key)
-        if digest not in self._hashes:
+        if digest in self._static:
+            return None
+        record = self._keys.get(digest)
+        if record is None:
             raise AuthenticationError(f"Incorrect API key provided: {_redact(key)}.")
-        return digest
+        status = record.status()
+        if status != "active":
+            raise AuthenticationError(f"The API key {_redact(key)} has been {status}.")
+        return record
+
+    @staticmethod
+    def authorize(record: KeyRecord | None, model: str) -> None:
+        """``PermissionDeniedError`` (403) unless the key may use ``model``."""
+        if record is not None and record.models is not None and model not in record.models:
+            raise PermissionDeniedError(
+                f"This API key may not use the model `{model}`.", param="model"
+            )
+
+    @staticmethod
+    def may_use(record: KeyRecord | None, model: str) -> bool:
+        return record is None or record.models is None or model in record.models

@@ -1,0 +1,116 @@
+"""The admin API: ``/admin/keys`` and ``/admin/usage``, for the admin key alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from llmrelay.api.routes import json_response
+from llmrelay.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from llmrelay.gateway.auth import KeyChecker, bearer_key
+from llmrelay.store.keys import SETTINGS, KeyRecord, KeyStore, SettingError, hash_key
+
+#: what a request body may set, by its name in the API
+_FIELDS = {"name", *SETTINGS, "metadata"} - {"meta"}
+
+
+class AdminRoutes:
+    def __init__(self, store: KeyStore, checker: KeyChecker, admin_hash: str) -> None:
+        self._store = store
+        self._checker = checker
+        self._admin_hash = admin_hash
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/admin/keys", self.create_key, methods=["POST"]),
+            Route("/admin/keys", self.list_keys, methods=["GET"]),
+            Route("/admin/keys/{key_id}", self.show_key, methods=["GET"]),
+            Route("/admin/keys/{key_id}", self.update_key, methods=["PATCH", "POST"]),
+            Route("/admin/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
+        ]
+
+    async def create_key(self, request: Request) -> Response:
+        self._admin(request)
+        settings = await _settings(request)
+        name = settings.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise InvalidRequestError("A key needs a `name`.", param="name")
+        record, key = await _stored(self._store.create(name, **settings))
+        await self._checker.refresh()  # usable on this instance at once
+        return json_response({**record.public(), "key": key}, status=201)
+
+    async def list_keys(self, request: Request) -> Response:
+        self._admin(request)
+        keys = [record.public() for record in await self._store.all()]
+        return json_response({"object": "list", "data": keys})
+
+    async def show_key(self, request: Request) -> Response:
+        self._admin(request)
+        return json_response(_found(await self._store.get(request.path_params["key_id"])))
+
+    async def update_key(self, request: Request) -> Response:
+        self._admin(request)
+        settings = await _settings(request)
+        record = await _stored(self._store.update(request.path_params["key_id"], **settings))
+        await self._checker.refresh()
+        return json_response(_found(record))
+
+    async def revoke_key(self, request: Request) -> Response:
+        self._admin(request)
+        record = await self._store.revoke(request.path_params["key_id"])
+        await self._checker.refresh()
+        return json_response(_found(record))
+
+    def _admin(self, request: Request) -> None:
+        """Only the admin key passes; another valid key gets a 403, anything else a 401."""
+        authorization = request.headers.get("authorization")
+        if hash_key(bearer_key(authorization)) == self._admin_hash:
+            return
+        self._checker.authenticate(authorization)
+        raise PermissionDeniedError("Only the admin key may use the admin API.")
+
+
+async def _settings(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError("The body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The body must be a JSON object.")
+    if unknown := sorted(set(body) - _FIELDS):
+        raise InvalidRequestError(f"Unknown field `{unknown[0]}`.", param=unknown[0])
+    if "metadata" in body:
+        body["meta"] = body.pop("metadata")
+    if isinstance(body.get("expires_at"), str):
+        body["expires_at"] = parse_time(body["expires_at"], "expires_at")
+    return body
+
+
+def parse_time(text: str, param: str) -> datetime:
+    """An ISO 8601 time as naive UTC, as the store keeps times."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRequestError(f"`{param}` is not an ISO 8601 time.", param=param) from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+async def _stored(work: Any) -> Any:
+    try:
+        return await work
+    except SettingError as exc:
+        param = "metadata" if exc.field == "meta" else exc.field
+        raise InvalidRequestError(str(exc), param=param) from exc
+
+
+def _found(record: KeyRecord | None) -> dict[str, Any]:
+    if record is None:
+        raise NotFoundError("No API key has this id.", code="key_not_found")
+    return record.public()

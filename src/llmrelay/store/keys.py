@@ -1,0 +1,195 @@
+"""``KeyStore``: create, read, change and revoke API keys in the database.
+
+A key is ``sk-`` and 43 URL-safe characters from ``secrets`` (256 bits); only its SHA-256 and
+its first characters (to tell keys apart in a list) are stored. The full key is returned once,
+by ``create``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from llmrelay.store.database import Database
+from llmrelay.store.schema import ApiKey, utcnow
+
+KEY_PREFIX = "sk-"
+PERIODS = ("total", "day", "month")
+#: the fields ``create`` and ``update`` accept besides ``name``
+SETTINGS = ("models", "rpm", "tpm", "budget_tokens", "budget_period", "expires_at", "meta")
+
+
+class SettingError(ValueError):
+    """A key setting that cannot be stored; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the gateway needs to know of a key, detached from the database session."""
+
+    id: str
+    name: str
+    prefix: str
+    hash: str
+    models: tuple[str, ...] | None
+    rpm: int | None
+    tpm: int | None
+    budget_tokens: int | None
+    budget_period: str | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    meta: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ApiKey) -> KeyRecord:
+        return cls(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            hash=row.hash,
+            models=tuple(row.models) if row.models is not None else None,
+            rpm=row.rpm,
+            tpm=row.tpm,
+            budget_tokens=row.budget_tokens,
+            budget_period=row.budget_period,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            meta=dict(row.meta or {}),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The key as the admin API and the CLI show it (never the hash)."""
+        shown = {k: v for k, v in self.__dict__.items() if k not in ("hash", "meta")}
+        shown["models"] = list(self.models) if self.models is not None else None
+        shown["metadata"] = self.meta
+        shown["status"] = self.status()
+        for field in ("expires_at", "revoked_at", "created_at", "updated_at"):
+            if shown[field] is not None:
+                shown[field] = shown[field].isoformat() + "Z"
+        return shown
+
+    def status(self, now: datetime | None = None) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or utcnow()):
+            return "expired"
+        return "active"
+
+
+class KeyStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create(self, name: str, **settings: Any) -> tuple[KeyRecord, str]:
+        """A new key: its record and, this once, the key itself."""
+        key = new_key()
+        settings = _checked(settings)
+        settings["meta"] = settings.get("meta") or {}
+        row = ApiKey(
+            id="key_" + secrets.token_hex(8),
+            name=name,
+            prefix=key[:8],
+            hash=hash_key(key),
+            **settings,
+        )
+        _default_period(row)
+        async with self._db.session() as session, session.begin():
+            session.add(row)
+        return KeyRecord.of(row), key
+
+    async def all(self) -> list[KeyRecord]:
+        async with self._db.session() as session:
+            rows = await session.scalars(select(ApiKey).order_by(ApiKey.created_at))
+            return [KeyRecord.of(row) for row in rows]
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        async with self._db.session() as session:
+            row = await session.get(ApiKey, key_id)
+            return KeyRecord.of(row) if row else None
+
+    async def update(self, key_id: str, **changes: Any) -> KeyRecord | None:
+        name = changes.pop("name", None)
+        changes = _checked(changes)
+        async with self._db.session() as session, session.begin():
+            row = await session.get(ApiKey, key_id)
+            if row is None:
+                return None
+            if name is not None:
+                row.name = name
+            for field, value in changes.items():
+                setattr(row, field, value)
+            _default_period(row)
+            row.updated_at = utcnow()
+        return KeyRecord.of(row)
+
+    async def revoke(self, key_id: str) -> KeyRecord | None:
+        async with self._db.session() as session, session.begin():
+            row = await session.get(ApiKey, key_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = row.updated_at = utcnow()
+        return KeyRecord.of(row)
+
+    async def changed_since(self, since: datetime | None) -> list[KeyRecord]:
+        """Keys created or changed at or after ``since`` (all of them for None)."""
+        query = select(ApiKey)
+        if since is not None:
+            query = query.where(ApiKey.updated_at >= since)
+        async with self._db.session() as session:
+            return [KeyRecord.of(row) for row in await session.scalars(query)]
+
+    async def count(self) -> int:
+        async with self._db.session() as session:
+            return int(await session.scalar(select(func.count()).select_from(ApiKey)) or 0)
+
+
+def _default_period(row: ApiKey) -> None:
+    """A budget without a period never resets."""
+    if row.budget_tokens and not row.budget_period:
+        row.budget_period = "total"
+
+
+def _checked(settings: dict[str, Any]) -> dict[str, Any]:
+    """Raise ``SettingError`` naming the first setting that cannot be stored."""
+    for field, value in settings.items():
+        if field not in SETTINGS:
+            raise SettingError(field, f"unknown setting {field!r}")
+        if value is None:
+            continue
+        if field in ("rpm", "tpm", "budget_tokens") and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise SettingError(field, f"{field} must be a positive whole number")
+        if field == "budget_period" and value not in PERIODS:
+            raise SettingError(field, f"budget_period must be one of {', '.join(PERIODS)}")
+        if field == "models" and (
+            not isinstance(value, list) or not all(isinstance(m, str) for m in value)
+        ):
+            raise SettingError(field, "models must be a list of model names")
+        if field == "meta" and not isinstance(value, dict):
+            raise SettingError(field, "metadata must be an object")
+        if field == "expires_at" and not isinstance(value, datetime):
+            raise SettingError(field, "expires_at must be a time")
+    return settings

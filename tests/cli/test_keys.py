@@ -1,0 +1,62 @@
+"""``llmrelay keys``: what an operator types, and a server on the same store honouring it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+
+from tests.conftest import start_server, stop_server
+
+
+def llmrelay(data_dir: Path, *args: str) -> str:
+    env = {**os.environ, "LLMRELAY_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmrelay", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_keys_from_the_command_line(tmp_path: Path) -> None:
+    created = llmrelay(
+        tmp_path, "keys", "create", "ci-bot", "--models", "gpt-4o-mini", "--rpm", "30"
+    )
+    key = re.search(r"^\s+(sk-\S{40,})$", created, re.M).group(1)  # type: ignore[union-attr]
+    key_id = re.search(r"(key_[0-9a-f]+)\s+ci-bot", created).group(1)  # type: ignore[union-attr]
+    listed = llmrelay(tmp_path, "keys", "list")
+    assert "ci-bot" in listed and "gpt-4o-mini" in listed and key not in listed
+    assert key[:8] in listed, "the display prefix tells keys apart"
+    updated = llmrelay(tmp_path, "keys", "update", key_id, "--tpm", "5000", "--budget", "100")
+    assert re.search(r"ci-bot\s+\S+\s+active\s+gpt-4o-mini\s+30\s+5000\s+100\s+total", updated)
+
+    server = start_server(tmp_path)
+    try:
+        headers = {"authorization": f"Bearer {key}"}
+        models = httpx2.get(f"{server.base_url}/models", headers=headers, timeout=10)
+        assert [m["id"] for m in models.json()["data"]] == ["gpt-4o-mini"]
+        assert "revoked" in llmrelay(tmp_path, "keys", "revoke", key_id)
+        assert "revoked" in llmrelay(tmp_path, "keys", "show", key_id)
+    finally:
+        stop_server(server)
+    again = start_server(tmp_path)
+    try:
+        refused = httpx2.get(f"{again.base_url}/models", headers=headers, timeout=10)
+        assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
+    finally:
+        stop_server(again)
+
+
+def test_a_bad_setting_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "LLMRELAY_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "keys", "create", "x", "--rpm", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "rpm must be a positive whole number" in done.stderr
