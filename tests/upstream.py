@@ -160,6 +160,26 @@ async def slow_rest(up: Upstream, request: web.Request, body: dict[str, Any]) ->
     return response
 
 
+async def tools_stream(
+    up: Upstream, request: web.Request, body: dict[str, Any]
+) -> web.StreamResponse:
+    """A streamed call whose arguments come in pieces, slowly; never any usage."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    opening = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup"}}
+    delta = {"role": "assistant", "content": None, "tool_calls": [{**opening}]}
+    await response.write(_chunk([{"index": 0, "delta": delta, "finish_reason": None}]))
+    for piece in ['{"query": "', "weather in ", "Paris and ", "Tokyo", '"}']:
+        await asyncio.sleep(PIECE_DELAY)
+        call = {"index": 0, "function": {"arguments": piece}}
+        await response.write(
+            _chunk([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+        )
+    await response.write(_chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
 async def cut(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
@@ -241,6 +261,7 @@ SCRIPTS: dict[
     "answer": answer,
     "cut": cut,
     "no-usage": no_usage,
+    "tools-stream": tools_stream,
     "slow-rest": slow_rest,
     "tools": tools,
     "limited": limited,

@@ -31,6 +31,7 @@ from llmrelay.providers.openai import OpenAIProvider
 from llmrelay.router.router import Cooldown, Deployment, Router
 from llmrelay.store.database import Database, sqlite_url
 from llmrelay.store.keys import KeyStore
+from llmrelay.store.ledger import Ledger
 
 
 def build_provider(model: ModelConfig) -> Provider:
@@ -88,18 +89,21 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     database = Database(database_url(config))
     store = KeyStore(database)
     keys = KeyChecker(static_hashes, store)
-    gateway = Gateway(keys, router)
+    ledger = Ledger(database)
+    gateway = Gateway(keys, router, ledger)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await keys.start()
+        await ledger.start()
         yield
         await keys.stop()
         await router.aclose()
+        await ledger.aclose()
         await database.aclose()
 
     routes = Routes(gateway, max_body_bytes=config.max_body_bytes)
-    admin = AdminRoutes(store, keys, admin_hash)
+    admin = AdminRoutes(store, keys, ledger, admin_hash)
     app = Starlette(
         routes=routes.routes() + admin.routes(),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -14,15 +14,19 @@ from llmrelay.api.routes import json_response
 from llmrelay.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from llmrelay.gateway.auth import KeyChecker, bearer_key
 from llmrelay.store.keys import SETTINGS, KeyRecord, KeyStore, SettingError, hash_key
+from llmrelay.store.ledger import Ledger
 
 #: what a request body may set, by its name in the API
 _FIELDS = {"name", *SETTINGS, "metadata"} - {"meta"}
 
 
 class AdminRoutes:
-    def __init__(self, store: KeyStore, checker: KeyChecker, admin_hash: str) -> None:
+    def __init__(
+        self, store: KeyStore, checker: KeyChecker, ledger: Ledger, admin_hash: str
+    ) -> None:
         self._store = store
         self._checker = checker
+        self._ledger = ledger
         self._admin_hash = admin_hash
 
     def routes(self) -> list[Route]:
@@ -32,6 +36,7 @@ class AdminRoutes:
             Route("/admin/keys/{key_id}", self.show_key, methods=["GET"]),
             Route("/admin/keys/{key_id}", self.update_key, methods=["PATCH", "POST"]),
             Route("/admin/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
+            Route("/admin/usage", self.usage, methods=["GET"]),
         ]
 
     async def create_key(self, request: Request) -> Response:
@@ -65,6 +70,19 @@ class AdminRoutes:
         record = await self._store.revoke(request.path_params["key_id"])
         await self._checker.refresh()
         return json_response(_found(record))
+
+    async def usage(self, request: Request) -> Response:
+        """Totals and per-day rows; filters: ``key_id``, ``model``, ``since``, ``until``."""
+        self._admin(request)
+        query = request.query_params
+        if unknown := sorted(set(query) - {"key_id", "model", "since", "until"}):
+            raise InvalidRequestError(f"Unknown filter `{unknown[0]}`.", param=unknown[0])
+        times = {f: parse_time(query[f], f) for f in ("since", "until") if f in query}
+        await self._ledger.flush()  # include what is still on its way to the database
+        report = await self._ledger.report(
+            key_id=query.get("key_id"), model=query.get("model"), **times
+        )
+        return json_response({"object": "usage", **report})
 
     def _admin(self, request: Request) -> None:
         """Only the admin key passes; another valid key gets a 403, anything else a 401."""

@@ -47,12 +47,12 @@ class Routes:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
         chat = parse_chat_request(await self._read_body(request))
         self._gateway.authorize(caller, chat.model)
+        request_id = request.scope[REQUEST_ID_KEY]
         if chat.stream:
-            chunks = await self._gateway.stream(chat)
-            request_id = request.scope[REQUEST_ID_KEY]
+            chunks = await self._gateway.stream(caller, chat, request_id)
             return EventStream(chunks, include_usage=chat.include_usage, request_id=request_id)
-        result = await _unless_disconnected(self._gateway.complete(chat), request.receive)
-        return json_response(result)
+        answer = self._gateway.complete(caller, chat, request_id)
+        return json_response(await _unless_disconnected(answer, request.receive))
 
     async def list_models(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))

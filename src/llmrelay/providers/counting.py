@@ -23,7 +23,7 @@ async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]])
     """``answers``: the messages of a completion, or the deltas of a stream."""
     prompt = msgspec.to_builtins([request.messages, request.tools or []])
     prompt_tokens, completion_tokens = await count_tokens(
-        "\n".join(_strings(prompt)), "".join(text for answer in answers for text in _said(answer))
+        "\n".join(_strings(prompt)), "".join(said(answer) for answer in answers)
     )
     return CountedUsage(
         prompt_tokens=prompt_tokens,
@@ -32,14 +32,18 @@ async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]])
     )
 
 
-def _said(message: dict[str, Any]) -> Iterator[str]:
+def chunk_deltas(chunks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The deltas of stream chunks, every choice's, in order."""
+    return [choice.get("delta") or {} for c in chunks for choice in c.get("choices") or ()]
+
+
+def said(message: dict[str, Any]) -> str:
     """The generated text of a message or delta: content, refusal, tool names and arguments."""
-    for key in ("content", "refusal"):
-        if isinstance(message.get(key), str):
-            yield message[key]
+    texts = [message[k] for k in ("content", "refusal") if isinstance(message.get(k), str)]
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        yield from (v for v in (function.get("name"), function.get("arguments")) if v)
+        texts += [v for v in (function.get("name"), function.get("arguments")) if v]
+    return "".join(texts)
 
 
 def _strings(value: Any) -> Iterator[str]:

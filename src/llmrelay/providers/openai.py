@@ -20,7 +20,7 @@ from llmrelay.errors import UpstreamError
 from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
 from llmrelay.providers.base import Chunk, ChunkStream, Provider, StreamItem
-from llmrelay.providers.counting import counted_usage
+from llmrelay.providers.counting import chunk_deltas, counted_usage
 from llmrelay.providers.http import UpstreamHTTP, error_from_body
 
 
@@ -100,7 +100,6 @@ class OpenAIProvider(Provider):
 
     async def _counted_usage_chunk(self, request: ChatRequest, payloads: list[bytes]) -> Chunk:
         chunks = [self._http.loads(data) for data in payloads]
-        deltas = [choice.get("delta") or {} for c in chunks for choice in c.get("choices") or ()]
         first = chunks[0] if chunks else {}
         return {
             "id": first.get("id") or random_id("chatcmpl-"),
@@ -108,7 +107,7 @@ class OpenAIProvider(Provider):
             "created": first.get("created") or int(time.time()),
             "model": first.get("model") or self._config.model,
             "choices": [],
-            "usage": await counted_usage(request, deltas),
+            "usage": await counted_usage(request, chunk_deltas(chunks)),
         }
 
     def _body(self, request: ChatRequest, *, stream: bool) -> bytes:

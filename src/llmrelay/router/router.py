@@ -151,6 +151,7 @@ class Router:
                 deployment.leave()
                 raise
             self._succeeded(deployment)
+            context.backend.set(deployment.label)
             return result, deployment
         assert last is not None, "every model has at least one deployment"
         raise last

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -42,3 +42,29 @@ class ApiKey(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(), default=utcnow, onupdate=utcnow, index=True
     )
+
+
+class UsageRow(Base):
+    """One request in the usage ledger."""
+
+    __tablename__ = "usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String(40))
+    #: None for a key from the config
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    model_requested: Mapped[str] = mapped_column(String(200))
+    model_served: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the deployment that answered, as /health names it
+    backend: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    #: "reported" (by the backend), "counted" (by llmrelay's tokenizer) or "none"
+    usage_source: Mapped[str] = mapped_column(String(8))
+    status: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    disconnected: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,148 @@
+"""``Meter``: times one request and writes its row in the usage ledger when it ends.
+
+A stream is metered by ``MeteredStream``, which sees each item on its way to the client: the
+usage chunk gives the figures; a stream that ends without one (the client left, the upstream
+broke it) is billed for what was forwarded, counted with the built-in tokenizer, tool-call
+arguments included. ``settle`` is told the real total, for limits and budgets.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from llmrelay import context
+from llmrelay.errors import LLMRelayError
+from llmrelay.protocol.request import ChatRequest
+from llmrelay.providers.base import ChunkStream, StreamItem
+from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
+from llmrelay.store.ledger import Ledger, UsageRecord
+
+Settle = Callable[[int], Awaitable[None]]
+
+
+class Meter:
+    def __init__(
+        self,
+        ledger: Ledger,
+        request: ChatRequest,
+        *,
+        key_id: str | None,
+        request_id: str,
+        settle: Settle | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._request = request
+        self._settle = settle
+        self._started = time.perf_counter()
+        self._record = UsageRecord(
+            request_id=request_id,
+            key_id=key_id,
+            model_requested=request.model,
+            stream=bool(request.stream),
+        )
+        self._finished = False
+
+    def saw(self, item: StreamItem) -> None:
+        """Time to first token: the first item that carries generated text (the opening chunk
+        with only the role does not)."""
+        if self._record.ttft_ms is None and _generated(item):
+            self._record.ttft_ms = (time.perf_counter() - self._started) * 1000
+
+    async def finish(
+        self,
+        *,
+        usage: dict[str, Any] | None = None,
+        model: str | None = None,
+        failure: BaseException | None = None,
+        disconnected: bool = False,
+        forwarded: list[StreamItem] | None = None,
+    ) -> None:
+        """Write the row, once; without usage, count what was forwarded."""
+        if self._finished:
+            return
+        self._finished = True
+        record = self._record
+        record.latency_ms = (time.perf_counter() - self._started) * 1000
+        record.backend = context.backend.get()
+        record.model_served = model
+        record.disconnected = disconnected
+        if isinstance(failure, LLMRelayError):
+            record.status, record.error_code = failure.status, failure.code or failure.type
+        elif failure is not None:
+            record.status, record.error_code = 500, "server_error"
+        if not usage and forwarded:
+            usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
+        if usage:
+            record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            record.completion_tokens = int(usage.get("completion_tokens") or 0)
+            record.usage_source = "counted" if isinstance(usage, CountedUsage) else "reported"
+        self._ledger.record(record)
+        if self._settle is not None:
+            await self._settle(record.prompt_tokens + record.completion_tokens)
+
+
+class MeteredStream:
+    """A chunk stream whose end (or early close) writes the request's ledger row."""
+
+    def __init__(self, chunks: ChunkStream, meter: Meter) -> None:
+        self._chunks = chunks
+        self._meter = meter
+        self._forwarded: list[StreamItem] = []
+        self._usage: dict[str, Any] | None = None
+        self._model: str | None = None
+
+    def __aiter__(self) -> MeteredStream:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        try:
+            item = await anext(self._chunks)
+        except StopAsyncIteration:
+            await self._finish()
+            raise
+        except Exception as exc:
+            await self._finish(failure=exc)
+            raise
+        self._meter.saw(item)
+        if isinstance(item, dict):
+            self._model = self._model or item.get("model")
+            self._usage = item.get("usage") or self._usage
+        self._forwarded.append(item)
+        return item
+
+    async def aclose(self) -> None:
+        """Closed before its end: the client went away (a finished stream is not billed twice)."""
+        await self._chunks.aclose()
+        await self._finish(disconnected=True)
+
+    async def _finish(self, **outcome: Any) -> None:
+        await self._meter.finish(
+            usage=self._usage, model=self._model, forwarded=self._forwarded, **outcome
+        )
+
+
+_GENERATED = re.compile(rb'"(?:content|arguments|refusal)":"[^"]')
+
+
+def _generated(item: StreamItem) -> bool:
+    if isinstance(item, bytes):
+        return _GENERATED.search(item) is not None
+    return any(said(choice.get("delta") or {}) for choice in item.get("choices") or ())
+
+
+def _chunks(items: list[StreamItem]) -> list[dict[str, Any]]:
+    """The chunk objects among stream items, framed ones decoded."""
+    chunks: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, dict):
+            chunks.append(item)
+            continue
+        for line in item.split(b"\n"):
+            if line.startswith(b"data:") and (data := line[5:].strip()) != b"[DONE]":
+                chunks.append(orjson.loads(data))
+    return chunks
