@@ -136,6 +136,21 @@ async def stream(up: Upstream, request: web.Request, body: dict[str, Any]) -> we
     return response
 
 
+async def slow(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """The usual answer, after half a second."""
+    await asyncio.sleep(SLOW_REST_PAUSE)
+    return await answer(up, request, body)
+
+
+async def greedy(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """After half a second, an answer that used 100 prompt tokens and all of max_tokens."""
+    await asyncio.sleep(SLOW_REST_PAUSE)
+    completion = _completion({"role": "assistant", "content": "Hello, world!"}, "stop")
+    used = {"prompt_tokens": 100, "completion_tokens": body["max_tokens"]}
+    completion["usage"] = {**used, "total_tokens": 100 + body["max_tokens"]}
+    return web.json_response(completion)
+
+
 async def no_usage(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     """An upstream that reports no usage, asked or not."""
     if body.get("stream"):
@@ -261,6 +276,8 @@ SCRIPTS: dict[
     "answer": answer,
     "cut": cut,
     "no-usage": no_usage,
+    "slow": slow,
+    "greedy": greedy,
     "tools-stream": tools_stream,
     "slow-rest": slow_rest,
     "tools": tools,

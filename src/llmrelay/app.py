@@ -23,6 +23,7 @@ from llmrelay.config import (
 from llmrelay.engine.local import LocalEngine
 from llmrelay.engine.model import builtin_model_path
 from llmrelay.gateway.auth import KeyChecker
+from llmrelay.gateway.limits import Limiter
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.providers.anthropic import AnthropicProvider
 from llmrelay.providers.base import Provider
@@ -90,7 +91,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     store = KeyStore(database)
     keys = KeyChecker(static_hashes, store)
     ledger = Ledger(database)
-    gateway = Gateway(keys, router, ledger)
+    gateway = Gateway(keys, router, ledger, Limiter(ledger, config.redis_url))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

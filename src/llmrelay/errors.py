@@ -97,6 +97,14 @@ class RateLimitError(LLMRelayError):
     code = "rate_limit_exceeded"
 
 
+class QuotaExceededError(LLMRelayError):
+    """A budget is spent: retrying does not help (``x-should-retry: false``)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class UpstreamError(LLMRelayError):
     status = 502
     type = "upstream_error"

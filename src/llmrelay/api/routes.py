@@ -23,8 +23,12 @@ from llmrelay.protocol.response import model_object
 T = TypeVar("T")
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 class Routes:
@@ -45,14 +49,21 @@ class Routes:
 
     async def chat_completions(self, request: Request) -> Response | EventStream:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
-        chat = parse_chat_request(await self._read_body(request))
-        self._gateway.authorize(caller, chat.model)
+        body = await self._read_body(request)
+        chat = parse_chat_request(body)
+        admission = await self._gateway.admit(caller, chat, len(body))
         request_id = request.scope[REQUEST_ID_KEY]
         if chat.stream:
-            chunks = await self._gateway.stream(caller, chat, request_id)
-            return EventStream(chunks, include_usage=chat.include_usage, request_id=request_id)
-        answer = self._gateway.complete(caller, chat, request_id)
-        return json_response(await _unless_disconnected(answer, request.receive))
+            chunks = await self._gateway.stream(caller, chat, admission, request_id)
+            return EventStream(
+                chunks,
+                include_usage=chat.include_usage,
+                request_id=request_id,
+                headers=admission.headers,
+            )
+        answer = self._gateway.complete(caller, chat, admission, request_id)
+        result = await _unless_disconnected(answer, request.receive)
+        return json_response(result, headers=admission.headers)
 
     async def list_models(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))

@@ -1,7 +1,8 @@
 """The gateway pipeline: who calls, may they, then which backend answers, and what it cost.
 
-Read it top to bottom: ``authenticate`` (401), ``authorize`` (403), then ``complete`` or
-``stream``, which meter the request into the ledger however it ends.
+Read it top to bottom: ``authenticate`` (401), ``admit`` (403 for the model, 429 for limits and
+budgets), then ``complete`` or ``stream``, which meter the request into the ledger however it
+ends and settle what admitting it charged.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.auth import KeyChecker
+from llmrelay.gateway.limits import Admission, Limiter
 from llmrelay.gateway.metering import Meter, MeteredStream
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream
@@ -19,48 +22,65 @@ from llmrelay.store.ledger import Ledger
 
 
 class Gateway:
-    def __init__(self, keys: KeyChecker, router: Router, ledger: Ledger) -> None:
+    def __init__(self, keys: KeyChecker, router: Router, ledger: Ledger, limiter: Limiter) -> None:
         self.keys = keys
         self.router = router
         self.ledger = ledger
+        self.limiter = limiter
 
     def authenticate(self, authorization: str | None) -> KeyRecord | None:
         """The caller's stored key (None: a key from the config), or a 401."""
         return self.keys.authenticate(authorization)
 
-    def authorize(self, caller: KeyRecord | None, model: str) -> None:
-        """A 403 unless the caller may use ``model``."""
-        self.keys.authorize(caller, model)
+    async def admit(
+        self, caller: KeyRecord | None, request: ChatRequest, body_size: int
+    ) -> Admission:
+        """A 403 unless the caller may use the model; a 429 if it is over a limit or budget."""
+        self.keys.authorize(caller, request.model)
+        max_output = self.router.max_output_tokens(request.model)
+        return await self.limiter.admit(caller, request, body_size, max_output)
 
     def models_for(self, caller: KeyRecord | None) -> list[str]:
         return [m for m in self.router.model_names() if self.keys.may_use(caller, m)]
 
     async def complete(
-        self, caller: KeyRecord | None, request: ChatRequest, request_id: str
+        self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> dict[str, Any]:
-        meter = self._meter(caller, request, request_id)
+        meter = self._meter(caller, request, admission, request_id)
         try:
             result = await self.router.complete(request)
         except asyncio.CancelledError:  # the client went away
             await meter.finish(disconnected=True)
             raise
         except Exception as exc:
-            await meter.finish(failure=exc)
+            await meter.finish(failure=_with_headers(exc, admission))
             raise
         await meter.finish(usage=result.get("usage"), model=result.get("model"))
         return result
 
     async def stream(
-        self, caller: KeyRecord | None, request: ChatRequest, request_id: str
+        self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> ChunkStream:
-        meter = self._meter(caller, request, request_id)
+        meter = self._meter(caller, request, admission, request_id)
         try:
             chunks = await self.router.stream(request)
         except Exception as exc:
-            await meter.finish(failure=exc)
+            await meter.finish(failure=_with_headers(exc, admission))
             raise
         return MeteredStream(chunks, meter)
 
-    def _meter(self, caller: KeyRecord | None, request: ChatRequest, request_id: str) -> Meter:
+    def _meter(
+        self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
+    ) -> Meter:
+        async def settle(used: int) -> None:
+            await self.limiter.settle(admission, used)
+
         key_id = caller.id if caller else None
-        return Meter(self.ledger, request, key_id=key_id, request_id=request_id)
+        return Meter(self.ledger, request, key_id=key_id, request_id=request_id, settle=settle)
+
+
+def _with_headers(exc: Exception, admission: Admission) -> Exception:
+    """An error after admission still tells the caller where its limits stand."""
+    if isinstance(exc, LLMRelayError):
+        exc.headers = {**admission.headers, **exc.headers}
+    return exc

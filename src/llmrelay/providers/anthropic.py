@@ -26,6 +26,7 @@ class AnthropicProvider(Provider):
     def __init__(self, config: AnthropicModelConfig) -> None:
         self.model_name = config.name
         self._config = config
+        self.max_output_tokens = config.max_tokens
         headers = {"anthropic-version": API_VERSION}
         if config.api_key:
             headers["x-api-key"] = str(config.api_key)

@@ -36,6 +36,8 @@ class Provider(ABC):
     #: The name responses carry in ``model``: the model that really answers.
     model_name: str
     owned_by: str = "llmrelay"
+    #: the longest answer to expect when a request sets no maximum (limits reserve this much)
+    max_output_tokens: int = 4096
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> dict[str, Any]:

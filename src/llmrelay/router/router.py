@@ -210,6 +210,9 @@ class Router:
                 report[name] = [d.health(now) for d in deployments]
         return report
 
+    def max_output_tokens(self, model: str) -> int:
+        return max(d.provider.max_output_tokens for d in self.resolve(model))
+
     def owned_by(self, model: str) -> str:
         return self.resolve(model)[0].provider.owned_by
 

@@ -1,0 +1,202 @@
+"""``Limiter``: a key's requests and tokens per minute, and its token budget.
+
+The counting is the ``limits`` package's, on its memory storage, or on Redis when a Redis URL is
+configured, so that every instance on that Redis counts against one limit:
+
+- requests per minute: a moving window (exact: the n+1st request within any 60 s is refused);
+- tokens per minute: a fixed one-minute window, charged the request's estimate (its size / 4 plus
+  its maximum output) when it is admitted and corrected to the real count when it ends;
+- the budget: a counter per budget period (ever, the UTC day or the UTC month), charged the
+  request's worst case (its size in bytes, plus its maximum output, plus the chat template) before
+  it runs and corrected to the real count when it ends, so parallel requests cannot overspend it
+  by more than one reservation. The counter starts from the ledger's total for the period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from llmrelay.errors import QuotaExceededError, RateLimitError
+from llmrelay.protocol.request import ChatRequest
+from llmrelay.store.keys import KeyRecord
+from llmrelay.store.ledger import Ledger
+from llmrelay.store.schema import utcnow
+
+#: tokens the chat template may add around the messages (roles, a default system prompt)
+TEMPLATE_TOKENS = 64
+_FOREVER = 10 * 365 * 86400
+_WINDOWS = {"total": "in all", "day": "today (UTC)", "month": "this month (UTC)"}
+
+
+@dataclass
+class Admission:
+    """What admitting a request decided: the headers to send, and how to settle it."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    # (storage key, its expiry, what was charged) of the tokens window and of the budget
+    charges: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+class Limiter:
+    def __init__(self, ledger: Ledger, redis_url: str | None = None) -> None:
+        self._ledger = ledger
+        storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
+        assert isinstance(storage, Storage)
+        self._storage = storage
+        self._requests = MovingWindowRateLimiter(storage)
+        self._tokens = FixedWindowRateLimiter(storage)
+        self._seeded: set[str] = set()
+        self._seeding = asyncio.Lock()
+
+    async def admit(
+        self, caller: KeyRecord | None, request: ChatRequest, body_size: int, max_output: int
+    ) -> Admission:
+        """Charge the request to the caller's limits and budget, or raise a 429."""
+        admission = Admission()
+        if caller is None:
+            return admission
+        output = (request.max_completion_tokens or request.max_tokens or max_output) * (
+            request.n or 1
+        )
+        if caller.rpm:
+            await self._count_request(caller, admission)
+        if caller.tpm:
+            await self._charge_tokens(caller, body_size // 4 + output, admission)
+        if caller.budget_tokens:
+            try:
+                await self._reserve_budget(caller, body_size + output + TEMPLATE_TOKENS, admission)
+            except QuotaExceededError:
+                await self.settle(admission, 0)
+                raise
+        return admission
+
+    async def settle(self, admission: Admission, used: int) -> None:
+        """Correct what was charged at admission to the real count."""
+        for key, expiry, charged in admission.charges:
+            if used != charged:
+                await self._storage.incr(key, expiry, amount=used - charged)
+
+    async def _count_request(self, caller: KeyRecord, admission: Admission) -> None:
+        item = RateLimitItemPerMinute(caller.rpm or 0, namespace="llmrelay-rpm")
+        allowed = await self._requests.hit(item, caller.id)
+        reset, remaining = await self._requests.get_window_stats(item, caller.id)
+        wait = max(reset - time.time(), 0.0)
+        admission.headers.update(_headers("requests", item.amount, remaining, wait))
+        if not allowed:
+            raise _rate_limited(
+                "requests",
+                f"Rate limit reached for requests per minute (RPM) on this API key: limit "
+                f"{item.amount}, used {item.amount}, requested 1.",
+                wait,
+                admission.headers,
+            )
+
+    async def _charge_tokens(self, caller: KeyRecord, estimate: int, admission: Admission) -> None:
+        item = RateLimitItemPerMinute(caller.tpm or 0, namespace="llmrelay-tpm")
+        if estimate > item.amount:
+            raise _rate_limited(
+                "tokens",
+                f"Request too large for tokens per minute (TPM) on this API key: limit "
+                f"{item.amount}, requested {estimate}. Ask for fewer tokens (max_tokens) or "
+                "send a shorter prompt.",
+                None,
+                admission.headers,
+            )
+        key = item.key_for(caller.id)
+        allowed = await self._tokens.hit(item, caller.id, cost=estimate)
+        if not allowed:  # a refused request is not charged
+            await self._storage.incr(key, item.get_expiry(), amount=-estimate)
+        reset, remaining = await self._tokens.get_window_stats(item, caller.id)
+        wait = max(reset - time.time(), 0.0)
+        admission.headers.update(_headers("tokens", item.amount, remaining, wait))
+        if not allowed:
+            raise _rate_limited(
+                "tokens",
+                f"Rate limit reached for tokens per minute (TPM) on this API key: limit "
+                f"{item.amount}, used {item.amount - remaining}, requested {estimate}.",
+                wait,
+                admission.headers,
+            )
+        admission.charges.append((key, item.get_expiry(), estimate))
+
+    async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
+        budget = caller.budget_tokens or 0
+        period, since = _period(caller.budget_period or "total")
+        key = f"llmrelay-budget/{caller.id}/{period}/{budget}"
+        await self._seed(caller.id, key, since)
+        used = await self._storage.incr(key, _FOREVER, amount=reserve)
+        if used > budget:
+            await self._storage.incr(key, _FOREVER, amount=-reserve)
+            window = _WINDOWS[caller.budget_period or "total"]
+            raise QuotaExceededError(
+                f"This API key has used its token budget ({budget} tokens {window}); this "
+                f"request could need up to {reserve} more.",
+                headers={**admission.headers, "x-should-retry": "false"},
+            )
+        admission.charges.append((key, _FOREVER, reserve))
+
+    async def _seed(self, key_id: str, key: str, since: datetime | None) -> None:
+        """Start the period's counter from the ledger, once for all instances sharing it."""
+        if key in self._seeded:
+            return
+        async with self._seeding:
+            if key in self._seeded:
+                return
+            if await self._storage.incr(key + "/seeded", _FOREVER) == 1:
+                await self._ledger.flush()
+                spent = await self._ledger.spent(key_id, since)
+                if spent:
+                    await self._storage.incr(key, _FOREVER, amount=spent)
+            self._seeded.add(key)
+
+
+def _period(name: str) -> tuple[str, datetime | None]:
+    """The budget period's id and its start (None: since ever)."""
+    now = utcnow()
+    if name == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m-%d"), start
+    if name == "month":
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m"), start
+    return "total", None
+
+
+def _headers(kind: str, limit: int, remaining: int, wait: float) -> dict[str, str]:
+    return {
+        f"x-ratelimit-limit-{kind}": str(limit),
+        f"x-ratelimit-remaining-{kind}": str(max(remaining, 0)),
+        f"x-ratelimit-reset-{kind}": _duration(wait),
+    }
+
+
+def _duration(seconds: float) -> str:
+    """As OpenAI writes it: ``450ms``, ``12s``, ``1m0s``."""
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    whole = math.ceil(seconds)
+    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
+
+
+def _rate_limited(
+    kind: str, message: str, wait: float | None, headers: dict[str, str]
+) -> RateLimitError:
+    headers = dict(headers)
+    if wait is None:  # it can never pass
+        headers["x-should-retry"] = "false"
+    else:
+        message += f" Please try again in {_duration(wait)}."
+        headers["retry-after"] = str(max(1, math.ceil(wait)))
+        headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+    error = RateLimitError(message, code="rate_limit_exceeded", headers=headers)
+    error.type = kind
+    return error
