@@ -39,6 +39,12 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
         headers = {"authorization": f"Bearer {key}"}
         models = httpx2.get(f"{server.base_url}/models", headers=headers, timeout=10)
         assert [m["id"] for m in models.json()["data"]] == ["gpt-4o-mini"]
+        answer = httpx2.post(
+            f"{server.base_url}/chat/completions",
+            headers=headers,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=60,
+        ).json()
         assert "revoked" in llmrelay(tmp_path, "keys", "revoke", key_id)
         assert "revoked" in llmrelay(tmp_path, "keys", "show", key_id)
     finally:
@@ -49,6 +55,10 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
         assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
     finally:
         stop_server(again)
+    usage = llmrelay(tmp_path, "usage", "--key", key_id)
+    total = answer["usage"]["total_tokens"]
+    assert re.search(rf"^total\s+1\s+\d+\s+\d+\s+{total}$", usage, re.M), usage
+    assert "total             0" in llmrelay(tmp_path, "usage", "--since", "2099-01-01")
 
 
 def test_a_bad_setting_is_refused(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import click
 
 from llmrelay.cli.common import config_option, load
 from llmrelay.cli.keys import keys
+from llmrelay.cli.usage import usage
 from llmrelay.store.keyfile import legacy_key_hashes, load_or_create_admin_hash
 from llmrelay.store.keys import hash_key
 
@@ -61,3 +62,4 @@ def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
 
 
 cli.add_command(keys)
+cli.add_command(usage)
