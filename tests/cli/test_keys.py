@@ -31,8 +31,8 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
     listed = llmrelay(tmp_path, "keys", "list")
     assert "ci-bot" in listed and "gpt-4o-mini" in listed and key not in listed
     assert key[:8] in listed, "the display prefix tells keys apart"
-    updated = llmrelay(tmp_path, "keys", "update", key_id, "--tpm", "5000", "--budget", "100")
-    assert re.search(r"ci-bot\s+\S+\s+active\s+gpt-4o-mini\s+30\s+5000\s+100\s+total", updated)
+    updated = llmrelay(tmp_path, "keys", "update", key_id, "--tpm", "5000", "--budget", "100000")
+    assert re.search(r"ci-bot\s+\S+\s+active\s+gpt-4o-mini\s+30\s+5000\s+100000\s+total", updated)
 
     server = start_server(tmp_path)
     try:
@@ -58,7 +58,9 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
     usage = llmrelay(tmp_path, "usage", "--key", key_id)
     total = answer["usage"]["total_tokens"]
     assert re.search(rf"^total\s+1\s+\d+\s+\d+\s+{total}$", usage, re.M), usage
-    assert "total             0" in llmrelay(tmp_path, "usage", "--since", "2099-01-01")
+    assert re.search(
+        r"^total\s+0\s+0\s+0\s+0$", llmrelay(tmp_path, "usage", "--since", "2099-01-01"), re.M
+    )
 
 
 def test_a_bad_setting_is_refused(tmp_path: Path) -> None:
