@@ -1,10 +1,14 @@
 """Benchmark of llmrelay as a gateway: its cost over an upstream that answers instantly.
 
 In one run, with nginx as a fixed-answer upstream that cannot be the bottleneck and wrk as the
-load: direct to nginx; through llmrelay (one process); through the LiteLLM proxy (one worker,
-installed by this script in bench/.venv-litellm); non-streaming and streaming; 1 and 32
-connections. The gateway is pinned to core 0, nginx and wrk to core 1. It prints requests/s, p50
-and p99, the p50 added over direct, llmrelay's resident memory, and llmrelay / LiteLLM.
+load: direct to nginx; through llmrelay (one process) as an operator runs it, with a key from the
+key store that has requests and tokens per minute and a budget, and the usage ledger on (SQLite);
+through the same llmrelay with all that off ("bare": a key from the config, no limits, no
+ledger); through the LiteLLM proxy (one worker, installed by this script in
+bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateway is pinned to
+core 0, nginx and wrk to core 1. It prints requests/s, p50 and p99, the p50 added over direct,
+llmrelay's resident memory, llmrelay / bare (the cost of keys, limits and the ledger) and
+llmrelay / LiteLLM.
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 10]
@@ -28,6 +32,7 @@ import orjson
 
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench-gateway-" + "g" * 32
+ADMIN_KEY = "sk-bench-admin-" + "a" * 32
 LITELLM_KEY = "sk-litellm-bench-master"
 COMPLETION = {
     "id": "chatcmpl-bench",
@@ -134,15 +139,26 @@ def wait_http(url: str, headers: dict[str, str] | None = None, seconds: float = 
     raise RuntimeError(f"{url} did not answer")
 
 
-def start_llmrelay(work: Path, upstream: str, port: int) -> subprocess.Popen[bytes]:
-    config = work / "llmrelay.yaml"
+def start_llmrelay(
+    work: Path, upstream: str, port: int, *, pipeline: bool
+) -> subprocess.Popen[bytes]:
+    """llmrelay on core 0; with ``pipeline``, the usage ledger on (otherwise off)."""
+    data = work / ("llmrelay" if pipeline else "bare")
+    data.mkdir()
+    config = data / "llmrelay.yaml"
     config.write_text(
+        f"usage_ledger: {'true' if pipeline else 'false'}\n"
         "models:\n"
         f"  - {{name: bench, provider: openai, base_url: '{upstream}/v1', model: bench-upstream}}\n"
         f"  - {{name: bench-stream, provider: openai, base_url: '{upstream}/stream/v1',"
         " model: bench-upstream}\n"
     )
-    env = {**os.environ, "LLMRELAY_API_KEY": KEY, "LLMRELAY_DATA_DIR": str(work)}
+    env = {
+        **os.environ,
+        "LLMRELAY_API_KEY": KEY,
+        "LLMRELAY_ADMIN_KEY": ADMIN_KEY,
+        "LLMRELAY_DATA_DIR": str(data),
+    }
     process = subprocess.Popen(
         [
             "taskset",
@@ -163,6 +179,18 @@ def start_llmrelay(work: Path, upstream: str, port: int) -> subprocess.Popen[byt
     )
     wait_http(f"http://127.0.0.1:{port}/health")
     return process
+
+
+def stored_key(port: int) -> str:
+    """A key from the key store with limits that the load stays under, and a budget."""
+    limits = {"rpm": 10**8, "tpm": 10**12, "budget_tokens": 10**15, "budget_period": "month"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/keys",
+        data=orjson.dumps({"name": "bench", **limits}),
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return str(orjson.loads(response.read())["key"])
 
 
 def litellm_python() -> Path:
@@ -271,20 +299,22 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{upstream_port}"
     nginx = start_nginx(work, upstream_port)
     results: dict[tuple[str, bool, int], dict[str, float]] = {}
-    names = ["direct", "llmrelay"] + ([] if args.no_litellm else ["litellm"])
+    names = ["direct", "bare", "llmrelay"] + ([] if args.no_litellm else ["litellm"])
+    memory = 0.0
     try:
         wait_http(f"{upstream}/v1/chat/completions")
         measure(results, "direct", upstream, "x", "bench-upstream", args.seconds)
         # one gateway at a time on core 0, so that an idle one takes nothing from the other
-        relay = start_llmrelay(work, upstream, relay_port)
-        try:
-            measure(
-                results, "llmrelay", f"http://127.0.0.1:{relay_port}", KEY, "bench", args.seconds
-            )
-            memory = rss_mb(relay.pid)
-        finally:
-            relay.terminate()
-            relay.wait()
+        for name in ("bare", "llmrelay"):
+            relay = start_llmrelay(work, upstream, relay_port, pipeline=name == "llmrelay")
+            try:
+                key = stored_key(relay_port) if name == "llmrelay" else KEY
+                base = f"http://127.0.0.1:{relay_port}"
+                measure(results, name, base, key, "bench", args.seconds)
+                memory = max(memory, rss_mb(relay.pid))
+            finally:
+                relay.terminate()
+                relay.wait()
         if not args.no_litellm:
             litellm = start_litellm(work, upstream, litellm_port)
             try:
@@ -337,11 +367,11 @@ def report(results: dict, memory: float, names: list[str]) -> None:
                     f"{mode:10} {connections:>5} {name:9} {r['rps']:>9.0f} {r['p50']:>8.2f}"
                     f" {r['p99']:>8.2f} {added:>8.2f}"
                 )
+            relay = results[("llmrelay", stream, connections)]["rps"]
+            bare = results[("bare", stream, connections)]["rps"]
+            print(f"{'':10} {'':>5} llmrelay / bare requests/s: {relay / bare:.2f}")
             if "litellm" in names:
-                ratio = (
-                    results[("llmrelay", stream, connections)]["rps"]
-                    / results[("litellm", stream, connections)]["rps"]
-                )
+                ratio = relay / results[("litellm", stream, connections)]["rps"]
                 print(f"{'':10} {'':>5} llmrelay / litellm requests/s: {ratio:.1f}x")
     print(f"llmrelay resident memory after the runs: {memory:.0f} MB (no local model loaded)")
 

@@ -91,7 +91,8 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     store = KeyStore(database)
     keys = KeyChecker(static_hashes, store)
     ledger = Ledger(database)
-    gateway = Gateway(keys, router, ledger, Limiter(ledger, config.redis_url))
+    limiter = Limiter(ledger, config.redis_url)
+    gateway = Gateway(keys, router, ledger, limiter, metering=config.usage_ledger)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

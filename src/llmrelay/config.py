@@ -10,6 +10,7 @@ Example ``llmrelay.yaml``::
     admin_key: ${ADMIN_KEY}          # or LLMRELAY_ADMIN_KEY; generated once if neither is set
     database_url: postgresql+asyncpg://llmrelay@db/llmrelay   # default: SQLite in the data dir
     redis_url: redis://127.0.0.1:6379/0   # limits and budgets shared by every instance
+    usage_ledger: true               # false: no usage rows (and no budgets: they need them)
     models:
       - name: smollm2-135m-instruct
         aliases: [gpt-4o-mini]
@@ -160,6 +161,8 @@ class Config:
     database_url: str | None = None
     # where rate limits and budgets count, shared by every instance; None: in this process
     redis_url: str | None = None
+    # one row per request in the store; off, requests are not metered
+    usage_ledger: bool = True
     models: tuple[ModelConfig, ...] = (LocalModelConfig(),)
     # model name -> the models to try, in order, when all of its deployments failed
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -199,6 +202,7 @@ def load_config(path: Path | None = None) -> Config:
         "admin_key": Secret(admin_key) if admin_key else None,
         "database_url": os.environ.get("LLMRELAY_DATABASE_URL") or raw.get("database_url"),
         "redis_url": os.environ.get("LLMRELAY_REDIS_URL") or raw.get("redis_url"),
+        "usage_ledger": bool(raw.get("usage_ledger", True)),
     }
     if "data_dir" in raw:
         kwargs["data_dir"] = Path(raw["data_dir"])

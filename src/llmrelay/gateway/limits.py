@@ -3,7 +3,9 @@
 The counting is the ``limits`` package's, on its memory storage, or on Redis when a Redis URL is
 configured, so that every instance on that Redis counts against one limit:
 
-- requests per minute: a moving window (exact: the n+1st request within any 60 s is refused);
+- requests per minute: a sliding window counter (the count of the current minute plus the
+  previous minute's, weighted by how much of it is still within the last 60 s): constant cost
+  per request whatever the rate, where an exact moving window costs in proportion to it;
 - tokens per minute: a fixed one-minute window, charged the request's estimate (its size / 4 plus
   its maximum output) when it is admitted and corrected to the real count when it ends;
 - the budget: a counter per budget period (ever, the UTC day or the UTC month), charged the
@@ -15,21 +17,21 @@ configured, so that every instance on that Redis counts against one limit:
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from llmrelay.errors import QuotaExceededError, RateLimitError
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.ledger import Ledger
-from llmrelay.store.schema import utcnow
 
 #: tokens the chat template may add around the messages (roles, a default system prompt)
 TEMPLATE_TOKENS = 64
@@ -52,8 +54,8 @@ class Limiter:
         storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
         assert isinstance(storage, Storage)
         self._storage = storage
-        self._requests = MovingWindowRateLimiter(storage)
-        self._tokens = FixedWindowRateLimiter(storage)
+        self._requests = SlidingWindowCounterRateLimiter(storage)
+        self._items: dict[tuple[str, int], RateLimitItemPerMinute] = {}
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
 
@@ -85,8 +87,14 @@ class Limiter:
             if used != charged:
                 await self._storage.incr(key, expiry, amount=used - charged)
 
+    def _item(self, kind: str, amount: int) -> RateLimitItemPerMinute:
+        item = self._items.get((kind, amount))
+        if item is None:
+            item = self._items[kind, amount] = RateLimitItemPerMinute(amount, namespace=kind)
+        return item
+
     async def _count_request(self, caller: KeyRecord, admission: Admission) -> None:
-        item = RateLimitItemPerMinute(caller.rpm or 0, namespace="llmrelay-rpm")
+        item = self._item("llmrelay-rpm", caller.rpm or 0)
         allowed = await self._requests.hit(item, caller.id)
         reset, remaining = await self._requests.get_window_stats(item, caller.id)
         wait = max(reset - time.time(), 0.0)
@@ -101,7 +109,9 @@ class Limiter:
             )
 
     async def _charge_tokens(self, caller: KeyRecord, estimate: int, admission: Admission) -> None:
-        item = RateLimitItemPerMinute(caller.tpm or 0, namespace="llmrelay-tpm")
+        # a fixed window, counted on the storage itself: a request is charged its estimate now
+        # and corrected later, which the strategies' hit/test cannot do
+        item = self._item("llmrelay-tpm", caller.tpm or 0)
         if estimate > item.amount:
             raise _rate_limited(
                 "tokens",
@@ -111,22 +121,22 @@ class Limiter:
                 None,
                 admission.headers,
             )
-        key = item.key_for(caller.id)
-        allowed = await self._tokens.hit(item, caller.id, cost=estimate)
+        key, expiry = item.key_for(caller.id), item.get_expiry()
+        used = await self._storage.incr(key, expiry, amount=estimate)
+        allowed = used <= item.amount
         if not allowed:  # a refused request is not charged
-            await self._storage.incr(key, item.get_expiry(), amount=-estimate)
-        reset, remaining = await self._tokens.get_window_stats(item, caller.id)
-        wait = max(reset - time.time(), 0.0)
-        admission.headers.update(_headers("tokens", item.amount, remaining, wait))
+            used = await self._storage.incr(key, expiry, amount=-estimate)
+        wait = max(await self._storage.get_expiry(key) - time.time(), 0.0)
+        admission.headers.update(_headers("tokens", item.amount, item.amount - used, wait))
         if not allowed:
             raise _rate_limited(
                 "tokens",
                 f"Rate limit reached for tokens per minute (TPM) on this API key: limit "
-                f"{item.amount}, used {item.amount - remaining}, requested {estimate}.",
+                f"{item.amount}, used {used}, requested {estimate}.",
                 wait,
                 admission.headers,
             )
-        admission.charges.append((key, item.get_expiry(), estimate))
+        admission.charges.append((key, expiry, estimate))
 
     async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
         budget = caller.budget_tokens or 0
@@ -161,7 +171,12 @@ class Limiter:
 
 def _period(name: str) -> tuple[str, datetime | None]:
     """The budget period's id and its start (None: since ever)."""
-    now = utcnow()
+    return _period_at(name, int(time.time()) // 60)
+
+
+@functools.lru_cache(maxsize=16)
+def _period_at(name: str, minute: int) -> tuple[str, datetime | None]:
+    now = datetime.fromtimestamp(minute * 60, UTC).replace(tzinfo=None)
     if name == "day":
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return start.strftime("%Y-%m-%d"), start

@@ -3,7 +3,8 @@
 A stream is metered by ``MeteredStream``, which sees each item on its way to the client: the
 usage chunk gives the figures; a stream that ends without one (the client left, the upstream
 broke it) is billed for what was forwarded, counted with the built-in tokenizer, tool-call
-arguments included. ``settle`` is told the real total, for limits and budgets.
+arguments included. ``settle`` is told the real total, for limits and budgets (which meter a
+request even where the ledger is off).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ Settle = Callable[[int], Awaitable[None]]
 class Meter:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Ledger | None,
         request: ChatRequest,
         *,
         key_id: str | None,
@@ -81,7 +82,8 @@ class Meter:
             record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
             record.completion_tokens = int(usage.get("completion_tokens") or 0)
             record.usage_source = "counted" if isinstance(usage, CountedUsage) else "reported"
-        self._ledger.record(record)
+        if self._ledger is not None:
+            self._ledger.record(record)
         if self._settle is not None:
             await self._settle(record.prompt_tokens + record.completion_tokens)
 

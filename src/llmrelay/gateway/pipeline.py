@@ -22,11 +22,16 @@ from llmrelay.store.ledger import Ledger
 
 
 class Gateway:
-    def __init__(self, keys: KeyChecker, router: Router, ledger: Ledger, limiter: Limiter) -> None:
+    """``metering``: whether requests are written to the ledger (the operator may turn it off)."""
+
+    def __init__(
+        self, keys: KeyChecker, router: Router, ledger: Ledger, limiter: Limiter, *, metering: bool
+    ) -> None:
         self.keys = keys
         self.router = router
         self.ledger = ledger
         self.limiter = limiter
+        self.metering = metering
 
     def authenticate(self, authorization: str | None) -> KeyRecord | None:
         """The caller's stored key (None: a key from the config), or a 401."""
@@ -46,6 +51,8 @@ class Gateway:
     async def complete(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> dict[str, Any]:
+        if not (self.metering or admission.charges):
+            return await self.router.complete(request)
         meter = self._meter(caller, request, admission, request_id)
         try:
             result = await self.router.complete(request)
@@ -61,6 +68,8 @@ class Gateway:
     async def stream(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> ChunkStream:
+        if not (self.metering or admission.charges):
+            return await self.router.stream(request)
         meter = self._meter(caller, request, admission, request_id)
         try:
             chunks = await self.router.stream(request)
@@ -76,7 +85,8 @@ class Gateway:
             await self.limiter.settle(admission, used)
 
         key_id = caller.id if caller else None
-        return Meter(self.ledger, request, key_id=key_id, request_id=request_id, settle=settle)
+        ledger = self.ledger if self.metering else None
+        return Meter(ledger, request, key_id=key_id, request_id=request_id, settle=settle)
 
 
 def _with_headers(exc: Exception, admission: Admission) -> Exception:

@@ -46,9 +46,10 @@ def _upgrade(connection: Connection) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: object) -> None:
-    # WAL lets readers work beside the one writer; busy_timeout waits instead of
-    # failing with "database is locked" while another process writes
+    # WAL lets readers work beside the one writer; busy_timeout waits instead of failing with
+    # "database is locked" while another process writes; NORMAL syncs at checkpoints only
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable at checkpoints, safe
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
