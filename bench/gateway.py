@@ -6,13 +6,13 @@ key store that has requests and tokens per minute and a budget, and the usage le
 through the same llmrelay with all that off ("bare": a key from the config, no limits, no
 ledger); through the LiteLLM proxy (one worker, installed by this script in
 bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateway is pinned to
-core 0, nginx and wrk to core 1. It prints requests/s, p50 and p99, the p50 added over direct,
-llmrelay's resident memory, llmrelay / bare (the cost of keys, limits and the ledger) and
-llmrelay / LiteLLM.
+core 0, nginx and wrk to core 1; bare and llmrelay are loaded in turn, --rounds times each, and
+the medians compared. It prints requests/s, p50 and p99, the p50 added over direct, resident
+memory, llmrelay / bare (the cost of keys, limits and the ledger) and llmrelay / LiteLLM.
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
-runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 10]
-[--no-litellm]
+runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 8]
+[--rounds 3] [--no-litellm]
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -290,36 +292,43 @@ def rss_mb(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of bare and llmrelay each")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     args = parser.parse_args()
     ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llmrelay-gateway-"))
-    upstream_port, relay_port, litellm_port = free_port(), free_port(), free_port()
+    upstream_port, bare_port, relay_port, litellm_port = (free_port() for _ in range(4))
     upstream = f"http://127.0.0.1:{upstream_port}"
     nginx = start_nginx(work, upstream_port)
     results: dict[tuple[str, bool, int], dict[str, float]] = {}
     names = ["direct", "bare", "llmrelay"] + ([] if args.no_litellm else ["litellm"])
-    memory = 0.0
+    memory: dict[str, float] = {}
     try:
         wait_http(f"{upstream}/v1/chat/completions")
-        measure(results, "direct", upstream, "x", "bench-upstream", args.seconds)
-        # one gateway at a time on core 0, so that an idle one takes nothing from the other
-        for name in ("bare", "llmrelay"):
-            relay = start_llmrelay(work, upstream, relay_port, pipeline=name == "llmrelay")
-            try:
-                key = stored_key(relay_port) if name == "llmrelay" else KEY
-                base = f"http://127.0.0.1:{relay_port}"
-                measure(results, name, base, key, "bench", args.seconds)
-                memory = max(memory, rss_mb(relay.pid))
-            finally:
-                relay.terminate()
-                relay.wait()
+        measure(results, [Target("direct", upstream, "x", "bench-upstream")], args.seconds, 1)
+        # both on core 0, loaded in turn (an idle one takes nothing), so that the machine's
+        # drift falls on both alike; the medians of their rounds are compared
+        bare = start_llmrelay(work, upstream, bare_port, pipeline=False)
+        relay = start_llmrelay(work, upstream, relay_port, pipeline=True)
+        try:
+            targets = [
+                Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench"),
+                Target(
+                    "llmrelay", f"http://127.0.0.1:{relay_port}", stored_key(relay_port), "bench"
+                ),
+            ]
+            measure(results, targets, args.seconds, args.rounds)
+            memory = {"bare": rss_mb(bare.pid), "llmrelay": rss_mb(relay.pid)}
+        finally:
+            for process in (bare, relay):
+                process.terminate()
+                process.wait()
         if not args.no_litellm:
             litellm = start_litellm(work, upstream, litellm_port)
             try:
                 base = f"http://127.0.0.1:{litellm_port}"
-                measure(results, "litellm", base, LITELLM_KEY, "bench", args.seconds)
+                measure(results, [Target("litellm", base, LITELLM_KEY, "bench")], args.seconds, 1)
             finally:
                 litellm.terminate()
                 litellm.wait()
@@ -329,29 +338,45 @@ def main() -> None:
     report(results, memory, names)
 
 
+@dataclass(frozen=True)
+class Target:
+    name: str
+    base: str
+    key: str
+    model: str
+
+    def url_and_model(self, stream: bool) -> tuple[str, str]:
+        if self.name == "direct":  # nginx serves the stream on its own path
+            return f"{self.base}{'/stream' if stream else ''}/v1/chat/completions", self.model
+        return f"{self.base}/v1/chat/completions", f"{self.model}-stream" if stream else self.model
+
+
 def measure(
     results: dict[tuple[str, bool, int], dict[str, float]],
-    name: str,
-    base: str,
-    key: str,
-    model: str,
+    targets: list[Target],
     seconds: int,
+    rounds: int,
 ) -> None:
-    """Load one target, JSON and streamed, with 1 and 32 connections."""
+    """Load each target in turn, JSON and streamed, with 1 and 32 connections; ``rounds``
+    times over, keeping the median of each figure."""
     for stream in (False, True):
         for connections in (1, 32):
-            if name == "direct":
-                url = f"{base}{'/stream' if stream else ''}/v1/chat/completions"
-                chosen = model
-            else:
-                url, chosen = f"{base}/v1/chat/completions", f"{model}-stream" if stream else model
-            wrk(url, key, chosen, stream, connections, 2)  # warm-up
-            results[(name, stream, connections)] = wrk(
-                url, key, chosen, stream, connections, seconds
-            )
+            runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
+            for _ in range(rounds):
+                for target in targets:
+                    url, model = target.url_and_model(stream)
+                    wrk(url, target.key, model, stream, connections, 1)  # warm-up
+                    runs[target.name].append(
+                        wrk(url, target.key, model, stream, connections, seconds)
+                    )
+            for name, measured in runs.items():
+                results[(name, stream, connections)] = {
+                    figure: statistics.median(run[figure] for run in measured)
+                    for figure in ("rps", "p50", "p99")
+                }
 
 
-def report(results: dict, memory: float, names: list[str]) -> None:
+def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
     print(
         f"{'mode':10} {'conns':>5} {'target':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
         f" {'+p50 ms':>8}"
@@ -373,7 +398,10 @@ def report(results: dict, memory: float, names: list[str]) -> None:
             if "litellm" in names:
                 ratio = relay / results[("litellm", stream, connections)]["rps"]
                 print(f"{'':10} {'':>5} llmrelay / litellm requests/s: {ratio:.1f}x")
-    print(f"llmrelay resident memory after the runs: {memory:.0f} MB (no local model loaded)")
+    print(
+        f"resident memory after the runs (no local model loaded): bare {memory['bare']:.0f} MB,"
+        f" llmrelay {memory['llmrelay']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

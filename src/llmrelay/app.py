@@ -20,14 +20,11 @@ from llmrelay.config import (
     ModelConfig,
     OpenAIModelConfig,
 )
-from llmrelay.engine.local import LocalEngine
-from llmrelay.engine.model import builtin_model_path
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Limiter
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.providers.anthropic import AnthropicProvider
 from llmrelay.providers.base import Provider
-from llmrelay.providers.local import LocalProvider
 from llmrelay.providers.openai import OpenAIProvider
 from llmrelay.router.router import Cooldown, Deployment, Router
 from llmrelay.store.database import Database, sqlite_url
@@ -41,6 +38,12 @@ def build_provider(model: ModelConfig) -> Provider:
         return OpenAIProvider(model)
     if isinstance(model, AnthropicModelConfig):
         return AnthropicProvider(model)
+    # llama.cpp (and numpy) are imported only by a server that runs a local model: a pure
+    # gateway stays some 40 MB smaller
+    from llmrelay.engine.local import LocalEngine
+    from llmrelay.engine.model import builtin_model_path
+    from llmrelay.providers.local import LocalProvider
+
     engine = LocalEngine(
         model.path or builtin_model_path(),
         slots=model.parallel,

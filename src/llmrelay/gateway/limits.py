@@ -3,11 +3,10 @@
 The counting is the ``limits`` package's, on its memory storage, or on Redis when a Redis URL is
 configured, so that every instance on that Redis counts against one limit:
 
-- requests per minute: a sliding window counter (the count of the current minute plus the
-  previous minute's, weighted by how much of it is still within the last 60 s): constant cost
-  per request whatever the rate, where an exact moving window costs in proportion to it;
-- tokens per minute: a fixed one-minute window, charged the request's estimate (its size / 4 plus
-  its maximum output) when it is admitted and corrected to the real count when it ends;
+- requests and tokens per minute: fixed one-minute windows, counted on the storage in one step
+  (constant cost at any rate; a moving window costs in proportion to the rate, a sliding counter
+  three times as much); a request is charged 1, and its estimated tokens (its size / 4 plus its
+  maximum output) when it is admitted, corrected to the real count when it ends;
 - the budget: a counter per budget period (ever, the UTC day or the UTC month), charged the
   request's worst case (its size in bytes, plus its maximum output, plus the chat template) before
   it runs and corrected to the real count when it ends, so parallel requests cannot overspend it
@@ -20,12 +19,10 @@ import asyncio
 import functools
 import math
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from llmrelay.errors import QuotaExceededError, RateLimitError
@@ -39,13 +36,17 @@ _FOREVER = 10 * 365 * 86400
 _WINDOWS = {"total": "in all", "day": "today (UTC)", "month": "this month (UTC)"}
 
 
-@dataclass
 class Admission:
     """What admitting a request decided: the headers to send, and how to settle it."""
 
-    headers: dict[str, str] = field(default_factory=dict)
-    # (storage key, its expiry, what was charged) of the tokens window and of the budget
-    charges: list[tuple[str, int, int]] = field(default_factory=list)
+    __slots__ = ("charges", "headers", "waits")
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        # (storage key, its expiry, what was charged) of the tokens window and of the budget
+        self.charges: list[tuple[str, int, int]] = []
+        # seconds until each window of the key resets
+        self.waits: dict[str, float] = {}
 
 
 class Limiter:
@@ -54,8 +55,7 @@ class Limiter:
         storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
         assert isinstance(storage, Storage)
         self._storage = storage
-        self._requests = SlidingWindowCounterRateLimiter(storage)
-        self._items: dict[tuple[str, int], RateLimitItemPerMinute] = {}
+        self._items: dict[tuple[str, int], RateLimitItemPerMinute] = {}  # (kind, limit)
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
 
@@ -87,56 +87,57 @@ class Limiter:
             if used != charged:
                 await self._storage.incr(key, expiry, amount=used - charged)
 
-    def _item(self, kind: str, amount: int) -> RateLimitItemPerMinute:
-        item = self._items.get((kind, amount))
-        if item is None:
-            item = self._items[kind, amount] = RateLimitItemPerMinute(amount, namespace=kind)
-        return item
-
     async def _count_request(self, caller: KeyRecord, admission: Admission) -> None:
-        item = self._item("llmrelay-rpm", caller.rpm or 0)
-        allowed = await self._requests.hit(item, caller.id)
-        reset, remaining = await self._requests.get_window_stats(item, caller.id)
-        wait = max(reset - time.time(), 0.0)
-        admission.headers.update(_headers("requests", item.amount, remaining, wait))
-        if not allowed:
+        limit = caller.rpm or 0
+        if not await self._charge("requests", caller.id, limit, 1, admission):
             raise _rate_limited(
                 "requests",
                 f"Rate limit reached for requests per minute (RPM) on this API key: limit "
-                f"{item.amount}, used {item.amount}, requested 1.",
-                wait,
+                f"{limit}, used {limit}, requested 1.",
+                admission.waits["requests"],
                 admission.headers,
             )
 
     async def _charge_tokens(self, caller: KeyRecord, estimate: int, admission: Admission) -> None:
-        # a fixed window, counted on the storage itself: a request is charged its estimate now
-        # and corrected later, which the strategies' hit/test cannot do
-        item = self._item("llmrelay-tpm", caller.tpm or 0)
-        if estimate > item.amount:
+        limit = caller.tpm or 0
+        if estimate > limit:
             raise _rate_limited(
                 "tokens",
                 f"Request too large for tokens per minute (TPM) on this API key: limit "
-                f"{item.amount}, requested {estimate}. Ask for fewer tokens (max_tokens) or "
+                f"{limit}, requested {estimate}. Ask for fewer tokens (max_tokens) or "
                 "send a shorter prompt.",
                 None,
                 admission.headers,
             )
-        key, expiry = item.key_for(caller.id), item.get_expiry()
-        used = await self._storage.incr(key, expiry, amount=estimate)
-        allowed = used <= item.amount
-        if not allowed:  # a refused request is not charged
-            used = await self._storage.incr(key, expiry, amount=-estimate)
-        wait = max(await self._storage.get_expiry(key) - time.time(), 0.0)
-        admission.headers.update(_headers("tokens", item.amount, item.amount - used, wait))
-        if not allowed:
+        if not await self._charge("tokens", caller.id, limit, estimate, admission):
+            used = limit - int(admission.headers["x-ratelimit-remaining-tokens"])
             raise _rate_limited(
                 "tokens",
                 f"Rate limit reached for tokens per minute (TPM) on this API key: limit "
-                f"{item.amount}, used {used}, requested {estimate}.",
-                wait,
+                f"{limit}, used {used}, requested {estimate}.",
+                admission.waits["tokens"],
                 admission.headers,
             )
-        admission.charges.append((key, expiry, estimate))
+
+    async def _charge(
+        self, kind: str, key_id: str, limit: int, cost: int, admission: Admission
+    ) -> bool:
+        """Charge ``cost`` to the key's current one-minute window of ``kind``, unless that would
+        pass ``limit``; set the headers either way."""
+        item = self._items.get((kind, limit))
+        if item is None:
+            namespace = f"llmrelay-{kind}"
+            item = self._items[kind, limit] = RateLimitItemPerMinute(limit, namespace=namespace)
+        key, expiry = item.key_for(key_id), item.get_expiry()
+        used = await self._storage.incr(key, expiry, amount=cost)
+        allowed = used <= limit
+        if allowed and kind == "tokens":  # settled on the real count; a request stays one
+            admission.charges.append((key, expiry, cost))
+        elif not allowed:  # a refused request is not charged
+            used = await self._storage.incr(key, expiry, amount=-cost)
+        wait = admission.waits[kind] = max(await self._storage.get_expiry(key) - time.time(), 0)
+        admission.headers.update(_headers(kind, limit, limit - used, wait))
+        return allowed
 
     async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
         budget = caller.budget_tokens or 0

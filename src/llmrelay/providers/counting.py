@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 
-from llmrelay.engine.tokens import count_tokens
 from llmrelay.protocol.request import ChatRequest
 
 
@@ -21,6 +20,8 @@ class CountedUsage(dict[str, Any]):
 
 async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]]) -> CountedUsage:
     """``answers``: the messages of a completion, or the deltas of a stream."""
+    from llmrelay.engine.tokens import count_tokens  # llama.cpp: loaded on the first count
+
     prompt = msgspec.to_builtins([request.messages, request.tools or []])
     prompt_tokens, completion_tokens = await count_tokens(
         "\n".join(_strings(prompt)), "".join(said(answer) for answer in answers)

@@ -55,9 +55,7 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         # compiled once, executed by the driver itself: SQLAlchemy's per-row processing would
         # cost three times the write
-        compiled = insert(UsageRow).compile(
-            dialect=database.engine.dialect, column_keys=_FIELDS
-        )
+        compiled = insert(UsageRow).compile(dialect=database.engine.dialect, column_keys=_FIELDS)
         self._insert = compiled.string
         self._columns = list(compiled.positiontup or _FIELDS)
 
