@@ -124,6 +124,12 @@ def test_update_changes_what_a_key_may_do(pair: tuple[Server, Server]) -> None:
     assert changed.json()["models"] is None and changed.json()["rpm"] == 60
     listed = [m.id for m in client(server, created["key"]).models.list()]
     assert "smollm2-135m-instruct" in listed
+    disabled = admin(server, "PATCH", f"/keys/{created['id']}", json={"enabled": False})
+    assert disabled.json()["status"] == "disabled"
+    with pytest.raises(openai.AuthenticationError, match="disabled"):
+        client(server, created["key"]).models.list()
+    admin(server, "PATCH", f"/keys/{created['id']}", json={"enabled": True})
+    assert client(server, created["key"]).models.list().data, "enabled again"
 
 
 @pytest.mark.parametrize(
@@ -154,6 +160,7 @@ def test_the_admin_api_is_for_the_admin_key(
         ({"models": "gpt-4o"}, "models"),
         ({"expires_at": "tomorrow"}, "expires_at"),
         ({"colour": "red"}, "colour"),
+        ({"enabled": "yes"}, "enabled"),
         ({}, "name"),
     ],
 )

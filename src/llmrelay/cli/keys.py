@@ -26,6 +26,9 @@ def _settings(function: Any) -> Any:
         click.option("--budget-period", type=click.Choice(PERIODS), help="Window of the budget."),
         click.option("--expires", "expires_at", help="Expiry, ISO 8601 (UTC unless it says)."),
         click.option("--metadata", help="Free-form metadata as a JSON object."),
+        click.option(
+            "--enabled/--disabled", default=None, help="A disabled key is refused until enabled."
+        ),
     ]
     for option in reversed(options):
         function = option(function)

@@ -21,7 +21,16 @@ from llmrelay.store.schema import ApiKey, utcnow
 KEY_PREFIX = "sk-"
 PERIODS = ("total", "day", "month")
 #: the fields ``create`` and ``update`` accept besides ``name``
-SETTINGS = ("models", "rpm", "tpm", "budget_tokens", "budget_period", "expires_at", "meta")
+SETTINGS = (
+    "models",
+    "rpm",
+    "tpm",
+    "budget_tokens",
+    "budget_period",
+    "expires_at",
+    "enabled",
+    "meta",
+)
 
 
 class SettingError(ValueError):
@@ -55,6 +64,7 @@ class KeyRecord:
     budget_period: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    enabled: bool
     meta: dict[str, Any]
     created_at: datetime
     updated_at: datetime
@@ -73,6 +83,7 @@ class KeyRecord:
             budget_period=row.budget_period,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            enabled=row.enabled,
             meta=dict(row.meta or {}),
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -92,6 +103,8 @@ class KeyRecord:
     def status(self, now: datetime | None = None) -> str:
         if self.revoked_at is not None:
             return "revoked"
+        if not self.enabled:
+            return "disabled"
         if self.expires_at is not None and self.expires_at <= (now or utcnow()):
             return "expired"
         return "active"
@@ -177,6 +190,8 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
         if field not in SETTINGS:
             raise SettingError(field, f"unknown setting {field!r}")
         if value is None:
+            if field == "enabled":
+                raise SettingError(field, "enabled must be true or false")
             continue
         if field in ("rpm", "tpm", "budget_tokens") and (
             not isinstance(value, int) or isinstance(value, bool) or value < 1
@@ -190,6 +205,8 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
             raise SettingError(field, "models must be a list of model names")
         if field == "meta" and not isinstance(value, dict):
             raise SettingError(field, "metadata must be an object")
+        if field == "enabled" and not isinstance(value, bool):
+            raise SettingError(field, "enabled must be true or false")
         if field == "expires_at" and not isinstance(value, datetime):
             raise SettingError(field, "expires_at must be a time")
     return settings

@@ -36,6 +36,8 @@ class ApiKey(Base):
     budget_period: Mapped[str | None] = mapped_column(String(8), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    #: a disabled key is refused until it is enabled again; a revoked one for good
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     # every change sets it: the key caches of all instances poll for rows changed since
