@@ -8,7 +8,8 @@ ends and settle what admitting it charged.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.auth import KeyChecker
@@ -19,6 +20,8 @@ from llmrelay.providers.base import ChunkStream
 from llmrelay.router.router import Router
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.ledger import Ledger
+
+T = TypeVar("T")
 
 
 class Gateway:
@@ -54,14 +57,7 @@ class Gateway:
         if not (self.metering or admission.charges):
             return await self.router.complete(request)
         meter = self._meter(caller, request, admission, request_id)
-        try:
-            result = await self.router.complete(request)
-        except asyncio.CancelledError:  # the client went away
-            await meter.finish(disconnected=True)
-            raise
-        except Exception as exc:
-            await meter.finish(failure=_with_headers(exc, admission))
-            raise
+        result = await _metered(meter, admission, self.router.complete(request))
         await meter.finish(usage=result.get("usage"), model=result.get("model"))
         return result
 
@@ -71,12 +67,7 @@ class Gateway:
         if not (self.metering or admission.charges):
             return await self.router.stream(request)
         meter = self._meter(caller, request, admission, request_id)
-        try:
-            chunks = await self.router.stream(request)
-        except Exception as exc:
-            await meter.finish(failure=_with_headers(exc, admission))
-            raise
-        return MeteredStream(chunks, meter)
+        return MeteredStream(await _metered(meter, admission, self.router.stream(request)), meter)
 
     def _meter(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
@@ -87,6 +78,18 @@ class Gateway:
         key_id = caller.id if caller else None
         ledger = self.ledger if self.metering else None
         return Meter(ledger, request, key_id=key_id, request_id=request_id, settle=settle)
+
+
+async def _metered(meter: Meter, admission: Admission, work: Awaitable[T]) -> T:
+    """Await ``work``; if it fails, or the client goes away first, meter the request as such."""
+    try:
+        return await work
+    except asyncio.CancelledError:
+        await meter.finish(disconnected=True)
+        raise
+    except Exception as exc:
+        await meter.finish(failure=_with_headers(exc, admission))
+        raise
 
 
 def _with_headers(exc: Exception, admission: Admission) -> Exception:
