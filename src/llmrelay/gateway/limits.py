@@ -56,6 +56,7 @@ class Limiter:
         assert isinstance(storage, Storage)
         self._storage = storage
         self._items: dict[tuple[str, int], RateLimitItemPerMinute] = {}  # (kind, limit)
+        self._window_ends: dict[str, float] = {}
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
 
@@ -130,14 +131,26 @@ class Limiter:
             item = self._items[kind, limit] = RateLimitItemPerMinute(limit, namespace=namespace)
         key, expiry = item.key_for(key_id), item.get_expiry()
         used = await self._storage.incr(key, expiry, amount=cost)
-        allowed = used <= limit
+        opened, allowed = used == cost, used <= limit
         if allowed and kind == "tokens":  # settled on the real count; a request stays one
             admission.charges.append((key, expiry, cost))
         elif not allowed:  # a refused request is not charged
             used = await self._storage.incr(key, expiry, amount=-cost)
-        wait = admission.waits[kind] = max(await self._storage.get_expiry(key) - time.time(), 0)
+        end = await self._window_end(key, expiry, opened=opened)
+        wait = admission.waits[kind] = max(end - time.time(), 0)
         admission.headers.update(_headers(kind, limit, limit - used, wait))
         return allowed
+
+    async def _window_end(self, key: str, expiry: int, *, opened: bool) -> float:
+        """When the window of ``key`` ends: remembered, or asked of the storage once per window
+        (``opened``: this charge found the window empty, so it began now). On Redis each ask is
+        a round trip."""
+        now = time.time()
+        end = self._window_ends.get(key, 0.0)
+        if end <= now:
+            end = now + expiry if opened else await self._storage.get_expiry(key)
+            self._window_ends[key] = end
+        return end
 
     async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
         budget = caller.budget_tokens or 0
