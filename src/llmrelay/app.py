@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import multiprocessing
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -73,8 +76,20 @@ def database_url(config: Config) -> str:
     return config.database_url or sqlite_url(config.data_dir)
 
 
-async def prepare_store(config: Config, static_hashes: list[str]) -> str | None:
-    """Migrate the store; with no key anywhere, create a first one and return it (to print)."""
+def prepare_store(config: Config, static_hashes: list[str]) -> str | None:
+    """Migrate the store; with no key anywhere, create a first one and return it (to print).
+
+    It runs in a process of its own, so that Alembic (some 10 MB) stays out of the server's.
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_prepare_store, config, static_hashes).result()
+
+
+def _prepare_store(config: Config, static_hashes: list[str]) -> str | None:
+    return asyncio.run(_prepare_store_async(config, static_hashes))
+
+
+async def _prepare_store_async(config: Config, static_hashes: list[str]) -> str | None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(database_url(config))
     try:

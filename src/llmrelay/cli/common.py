@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from tabulate import tabulate
 
 from llmrelay.config import Config, ConfigError, load_config
 
@@ -48,6 +47,8 @@ def with_database(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    from tabulate import tabulate  # only the commands that print tables load it
+
     def shown(value: Any) -> Any:
         if isinstance(value, list):
             return ",".join(map(str, value))

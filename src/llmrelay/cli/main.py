@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -34,7 +33,10 @@ def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = load(config_path)
     static_hashes = [hash_key(k) for k in config.keys] + legacy_key_hashes(config.data_dir)
-    first_key = asyncio.run(prepare_store(config, static_hashes))
+    try:
+        first_key = prepare_store(config, static_hashes)
+    except Exception as exc:  # an unreachable database, a bad URL, a refused migration
+        raise click.ClickException(f"the key store cannot be used: {exc}") from exc
     if first_key:
         click.echo(
             "Created an API key (shown only this once; only its hash is kept):"
