@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -403,3 +403,18 @@ CLAUDE_SCRIPTS: dict[
     "claude-tools": claude_tools,
     "claude-overloaded": claude_overloaded,
 }
+
+
+def relay_models(upstream: Upstream, scripts: Iterable[str], *settings: str) -> list[str]:
+    """Config lines: a model ``relay-<script>`` relayed to each script, with ``settings``."""
+    lines = ["models:"]
+    for name in scripts:
+        assert name in SCRIPTS, name
+        lines += [
+            f"  - name: relay-{name}",
+            "    provider: openai",
+            f"    base_url: {upstream.base_url}",
+            f"    model: {name}",
+            *(f"    {setting}" for setting in settings),
+        ]
+    return lines

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import Server, configured_server, start_server, stop_server
 from tests.spec import ValidatingTransport, validate
-from tests.upstream import SLOW_REST_PAUSE, Upstream
+from tests.upstream import SLOW_REST_PAUSE, Upstream, relay_models
 
 ADMIN_KEY = "sk-admin-limits-" + "l" * 30
 HELLO = [{"role": "user", "content": "hi"}]
@@ -23,15 +23,7 @@ UPSTREAM_USAGE = 14  # what the scripted upstream reports for each answer
 
 
 def _relay_config(upstream: Upstream) -> list[str]:
-    lines = ["models:"]
-    for name in ("answer", "slow", "greedy"):
-        lines += [
-            f"  - name: relay-{name}",
-            "    provider: openai",
-            f"    base_url: {upstream.base_url}",
-            f"    model: {name}",
-        ]
-    return lines
+    return relay_models(upstream, ["answer", "slow", "greedy"])
 
 
 @pytest.fixture(scope="module")

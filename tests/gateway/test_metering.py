@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import Server, configured_server, start_server, stop_server
 from tests.spec import ValidatingTransport
-from tests.upstream import ANSWERING_MODEL, SCRIPTS, Upstream
+from tests.upstream import ANSWERING_MODEL, Upstream, relay_models
 
 ADMIN_KEY = "sk-admin-metering-" + "m" * 30
 HELLO = [{"role": "user", "content": "hi"}]
@@ -24,15 +24,7 @@ HELLO = [{"role": "user", "content": "hi"}]
 @pytest.fixture(scope="module")
 def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("metering")
-    lines = ["models:"]
-    for name in ("answer", "no-usage", "tools-stream", "limited"):
-        lines += [
-            f"  - name: relay-{name}",
-            "    provider: openai",
-            f"    base_url: {upstream.base_url}",
-            f"    model: {name}",
-        ]
-    assert set(SCRIPTS) >= {"answer", "no-usage", "tools-stream", "limited"}
+    lines = relay_models(upstream, ["answer", "no-usage", "tools-stream", "limited"])
     with configured_server(data, lines, {"LLMRELAY_ADMIN_KEY": ADMIN_KEY}) as server:
         yield server
 

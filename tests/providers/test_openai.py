@@ -27,6 +27,7 @@ from tests.upstream import (
     SLOW_REST_PAUSE,
     STREAM_PIECES,
     Upstream,
+    relay_models,
 )
 
 UPSTREAM_KEY = "sk-upstream-secret-" + "u" * 30
@@ -36,16 +37,12 @@ HELLO = [{"role": "user", "content": "hi"}]
 @pytest.fixture(scope="module")
 def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("relay")
-    lines = ["models:"]
-    for name in SCRIPTS:
-        lines += [
-            f"  - name: relay-{name}",
-            "    provider: openai",
-            f"    base_url: {upstream.base_url}",
-            "    api_key: ${UPSTREAM_KEY}",
-            f"    model: {name}",
-            "    timeouts: {connect: 2, first_byte: 1, total: 5}",
-        ]
+    lines = relay_models(
+        upstream,
+        SCRIPTS,
+        "api_key: ${UPSTREAM_KEY}",
+        "timeouts: {connect: 2, first_byte: 1, total: 5}",
+    )
     lines += [
         "  - name: relay-quiet",
         "    provider: openai",
