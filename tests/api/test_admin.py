@@ -79,6 +79,7 @@ def test_a_created_key_answers_and_sees_only_its_models(pair: tuple[Server, Serv
         sdk.models.retrieve("smollm2-135m-instruct")
     shown = admin(server, "GET", f"/keys/{created['id']}").json()
     assert "key" not in shown and shown["metadata"] == {"team": "a"}
+    assert created["key"] not in server.log.read_text(), "a key is never logged"
 
 
 def test_revocation_reaches_the_other_instance_within_two_seconds(
@@ -161,6 +162,8 @@ def test_the_admin_api_is_for_the_admin_key(
         ({"expires_at": "tomorrow"}, "expires_at"),
         ({"colour": "red"}, "colour"),
         ({"enabled": "yes"}, "enabled"),
+        ({"name": ""}, "name"),
+        ({"tpm": 2**63}, "tpm"),
         ({}, "name"),
     ],
 )
@@ -168,6 +171,7 @@ def test_bad_settings_are_400_with_their_param(
     pair: tuple[Server, Server], body: dict[str, Any], param: str
 ) -> None:
     response = admin(pair[0], "POST", "/keys", json={"name": "x", **body} if body else {})
+    assert response.status_code == 400, response.text
     assert response.status_code == 400
     validate("ErrorResponse", response.json())
     assert response.json()["error"]["param"] == param

@@ -56,9 +56,27 @@ async def test_expiry(store: KeyStore) -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("rpm", 0), ("tpm", "many"), ("budget_period", "week"), ("models", "gpt-4o"), ("colour", 1)],
+    [
+        ("rpm", 0),
+        ("tpm", "many"),
+        ("budget_tokens", 2**63),
+        ("budget_period", "week"),
+        ("models", "gpt-4o"),
+        ("colour", 1),
+    ],
 )
 async def test_settings_are_checked(store: KeyStore, setting: str, value: object) -> None:
     with pytest.raises(SettingError) as caught:
         await store.create("dave", **{setting: value})
     assert caught.value.field == setting
+
+
+async def test_large_limits_and_names(store: KeyStore) -> None:
+    record, _ = await store.create("e" * 200, tpm=10**12, budget_tokens=2**63 - 1)
+    assert (record.tpm, record.budget_tokens) == (10**12, 2**63 - 1)
+    again = await store.get(record.id)
+    assert again is not None and again.budget_tokens == 2**63 - 1
+    for name in ("", "  ", "e" * 201):
+        with pytest.raises(SettingError) as caught:
+            await store.update(record.id, name=name)
+        assert caught.value.field == "name"

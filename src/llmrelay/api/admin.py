@@ -42,9 +42,9 @@ class AdminRoutes:
     async def create_key(self, request: Request) -> Response:
         self._admin(request)
         settings = await _settings(request)
-        name = settings.pop("name", None)
-        if not isinstance(name, str) or not name:
+        if "name" not in settings:
             raise InvalidRequestError("A key needs a `name`.", param="name")
+        name = settings.pop("name")
         record, key = await _stored(self._store.create(name, **settings))
         await self._checker.refresh()  # usable on this instance at once
         return json_response({**record.public(), "key": key}, status=201)

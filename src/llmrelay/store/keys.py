@@ -20,6 +20,8 @@ from llmrelay.store.schema import ApiKey, utcnow
 
 KEY_PREFIX = "sk-"
 PERIODS = ("total", "day", "month")
+NAME_LENGTH = 200
+_BIGGEST = 2**63 - 1  # a BIGINT
 #: the fields ``create`` and ``update`` accept besides ``name``
 SETTINGS = (
     "models",
@@ -116,6 +118,7 @@ class KeyStore:
 
     async def create(self, name: str, **settings: Any) -> tuple[KeyRecord, str]:
         """A new key: its record and, this once, the key itself."""
+        _check_name(name)
         key = new_key()
         settings = _checked(settings)
         settings["meta"] = settings.get("meta") or {}
@@ -143,6 +146,8 @@ class KeyStore:
 
     async def update(self, key_id: str, **changes: Any) -> KeyRecord | None:
         name = changes.pop("name", None)
+        if name is not None:
+            _check_name(name)
         changes = _checked(changes)
         async with self._db.session() as session, session.begin():
             row = await session.get(ApiKey, key_id)
@@ -178,6 +183,11 @@ class KeyStore:
             return int(await session.scalar(select(func.count()).select_from(ApiKey)) or 0)
 
 
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_LENGTH:
+        raise SettingError("name", f"name must be 1 to {NAME_LENGTH} characters")
+
+
 def _default_period(row: ApiKey) -> None:
     """A budget without a period never resets."""
     if row.budget_tokens and not row.budget_period:
@@ -194,9 +204,9 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
                 raise SettingError(field, "enabled must be true or false")
             continue
         if field in ("rpm", "tpm", "budget_tokens") and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _BIGGEST
         ):
-            raise SettingError(field, f"{field} must be a positive whole number")
+            raise SettingError(field, f"{field} must be a whole number from 1 to {_BIGGEST}")
         if field == "budget_period" and value not in PERIODS:
             raise SettingError(field, f"budget_period must be one of {', '.join(PERIODS)}")
         if field == "models" and (

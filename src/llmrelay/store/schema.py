@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -29,9 +29,9 @@ class ApiKey(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: the public model names it may use; None: all of them
     models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    budget_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     #: "total", "day" or "month": the budget's window (UTC)
     budget_period: Mapped[str | None] = mapped_column(String(8), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
@@ -46,12 +46,16 @@ class ApiKey(Base):
     )
 
 
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
 class UsageRow(Base):
     """One request in the usage ledger."""
 
     __tablename__ = "usage"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # a BIGINT: a busy gateway passes 2**31 requests in weeks (SQLite's INTEGER key is 64-bit)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow, index=True)
     request_id: Mapped[str] = mapped_column(String(40))
     #: None for a key from the config

@@ -16,7 +16,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "usage",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("request_id", sa.String(40), nullable=False),
         sa.Column("key_id", sa.String(32), nullable=True),
