@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -15,6 +15,7 @@ from llmrelay.errors import InvalidRequestError, NotFoundError, PermissionDenied
 from llmrelay.gateway.auth import KeyChecker, bearer_key
 from llmrelay.store.keys import SETTINGS, KeyRecord, KeyStore, SettingError, hash_key
 from llmrelay.store.ledger import Ledger
+from llmrelay.store.schema import as_stored
 
 #: what a request body may set, by its name in the API
 _FIELDS = {"name", *SETTINGS, "metadata"} - {"meta"}
@@ -112,12 +113,9 @@ async def _settings(request: Request) -> dict[str, Any]:
 def parse_time(text: str, param: str) -> datetime:
     """An ISO 8601 time as naive UTC, as the store keeps times."""
     try:
-        moment = datetime.fromisoformat(text)
+        return as_stored(datetime.fromisoformat(text))
     except ValueError as exc:
         raise InvalidRequestError(f"`{param}` is not an ISO 8601 time.", param=param) from exc
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 async def _stored(work: Any) -> Any:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from llmrelay.config import Config, ConfigError, load_config
+from llmrelay.store.schema import as_stored
 
 T = TypeVar("T")
 
@@ -43,7 +46,20 @@ def with_database(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await database.aclose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except click.ClickException:
+        raise
+    except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, a bad URL
+        raise click.ClickException(f"the key store cannot be used: {exc}") from exc
+
+
+def cli_time(text: str, option: str) -> datetime:
+    """An ISO 8601 option as the store keeps times (UTC unless it names a zone)."""
+    try:
+        return as_stored(datetime.fromisoformat(text))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from llmrelay.cli.common import config_option, load, table, with_database
+from llmrelay.cli.common import cli_time, config_option, load, table, with_database
 from llmrelay.store.keys import PERIODS, KeyRecord, KeyStore, SettingError
 
 COLUMNS = ["id", "name", "prefix", "status", "models", "rpm", "tpm", "budget_tokens"]
@@ -40,10 +39,12 @@ def _changes(**options: Any) -> dict[str, Any]:
     if "models" in changes:
         changes["models"] = [m.strip() for m in changes["models"].split(",") if m.strip()]
     if "expires_at" in changes:
-        moment = datetime.fromisoformat(changes["expires_at"])
-        changes["expires_at"] = moment.astimezone(UTC).replace(tzinfo=None)
+        changes["expires_at"] = cli_time(changes["expires_at"], "--expires")
     if "metadata" in changes:
-        changes["meta"] = json.loads(changes.pop("metadata"))
+        try:
+            changes["meta"] = json.loads(changes.pop("metadata"))
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--metadata") from exc
     return changes
 
 

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from llmrelay.cli.common import config_option, load, table, with_database
+from llmrelay.cli.common import cli_time, config_option, load, table, with_database
 from llmrelay.store.ledger import Ledger
 
 COLUMNS = ["date", "requests", "prompt_tokens", "completion_tokens", "total_tokens"]
-
-
-def _utc(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
 
 
 @click.command()
@@ -33,10 +26,10 @@ def usage(
     config_path: Path | None,
 ) -> None:
     """Print the usage per day (UTC) and the totals."""
-    try:
-        window = {"since": _utc(since), "until": _utc(until)}
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    window = {
+        "since": cli_time(since, "--since") if since else None,
+        "until": cli_time(until, "--until") if until else None,
+    }
     report = with_database(
         load(config_path),
         lambda db: Ledger(db).report(key_id=key_id, model=model, **window),

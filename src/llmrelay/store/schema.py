@@ -14,6 +14,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def as_stored(moment: datetime) -> datetime:
+    """A time as the store keeps it: naive UTC (a time without a zone is taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 class Base(DeclarativeBase):
     pass
 
