@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from tests.conftest import start_server, stop_server
+from tests.net import free_port
 
 
 def llmrelay(data_dir: Path, *args: str) -> str:
@@ -63,12 +65,34 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
     )
 
 
-def test_a_bad_setting_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rpm", "0"], "rpm must be a whole number from 1"),
+        (["--expires", "tomorrow"], "Invalid value for --expires"),
+        (["--metadata", "{nope"], "Invalid value for --metadata: not JSON"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_error(tmp_path: Path, args: list[str], message: str) -> None:
     env = {**os.environ, "LLMRELAY_DATA_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "llmrelay", "keys", "create", "x", "--rpm", "0"],
+        [sys.executable, "-m", "llmrelay", "keys", "create", "x", *args],
         env=env,
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 2 and "rpm must be a positive whole number" in done.stderr
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_store_is_a_one_line_error(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LLMRELAY_DATA_DIR": str(tmp_path),
+        "LLMRELAY_DATABASE_URL": f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/x",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "keys", "list"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "the key store cannot be used" in done.stderr
+    assert "Traceback" not in done.stderr
