@@ -5,7 +5,7 @@ configured, so that every instance on that Redis counts against one limit:
 
 - requests and tokens per minute: fixed one-minute windows, counted on the storage in one step
   (constant cost at any rate; a moving window costs in proportion to the rate, a sliding counter
-  three times as much); a request is charged 1, and its estimated tokens (its size / 4 plus its
+  almost twice as much); a request is charged 1, and its estimated tokens (its size / 4 plus its
   maximum output) when it is admitted, corrected to the real count when it ends;
 - the budget: a counter per budget period (ever, the UTC day or the UTC month), charged the
   request's worst case (its size in bytes, plus its maximum output, plus the chat template) before
