@@ -17,10 +17,11 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from llmrelay.errors import LLMRelayError
+from llmrelay.protocol import events
 from llmrelay.providers.base import ChunkStream
 
 log = logging.getLogger(__name__)
-DONE = b"data: [DONE]\n\n"
+_DONE_EVENT = events.frame(events.DONE)
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -29,7 +30,7 @@ _HEADERS = [
 
 
 def frame(payload: object) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return events.frame(orjson.dumps(payload))
 
 
 class EventStream:
@@ -84,7 +85,7 @@ class EventStream:
             log.exception("stream %s failed", self._request_id)
             last = frame(internal_error_body(self._request_id))
         else:
-            last = DONE
+            last = _DONE_EVENT
         self._finishing = True  # a disconnect from here on needs no cancelling
         await send({"type": "http.response.body", "body": last, "more_body": False})
 

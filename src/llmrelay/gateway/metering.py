@@ -18,6 +18,7 @@ import orjson
 
 from llmrelay import context
 from llmrelay.errors import LLMRelayError
+from llmrelay.protocol.events import DONE, data_payloads
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream, StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
@@ -144,7 +145,6 @@ def _chunks(items: list[StreamItem]) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             chunks.append(item)
             continue
-        for line in item.split(b"\n"):
-            if line.startswith(b"data:") and (data := line[5:].strip()) != b"[DONE]":
-                chunks.append(orjson.loads(data))
+        payloads = data_payloads(item.split(b"\n"))
+        chunks += [orjson.loads(data) for data in payloads if data != DONE]
     return chunks

@@ -21,6 +21,7 @@ from llmrelay.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from llmrelay.protocol.events import DONE, data_payloads
 
 _PASSED_HEADERS = ("retry-after", "retry-after-ms")
 
@@ -73,8 +74,7 @@ class UpstreamHTTP:
         try:
             async for block in response.content.iter_any():
                 *lines, rest = (rest + block).split(b"\n")
-                payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
-                if payloads:
+                if payloads := data_payloads(lines):
                     yield payloads
         except TimeoutError as exc:
             raise self.timed_out() from exc
@@ -87,7 +87,7 @@ class UpstreamHTTP:
         """The JSON of each ``data:`` line of a stream (``[DONE]`` as the string itself)."""
         async for payloads in self.data_blocks(response):
             for data in payloads:
-                yield "[DONE]" if data == b"[DONE]" else self.loads(data)
+                yield "[DONE]" if data == DONE else self.loads(data)
 
     def loads(self, data: bytes) -> Any:
         try:

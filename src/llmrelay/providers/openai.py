@@ -17,6 +17,7 @@ import orjson
 
 from llmrelay.config import OpenAIModelConfig
 from llmrelay.errors import UpstreamError
+from llmrelay.protocol.events import DONE, frame
 from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
 from llmrelay.providers.base import Chunk, ChunkStream, Provider, StreamItem
@@ -74,7 +75,7 @@ class OpenAIProvider(Provider):
         async for payloads in self._http.data_blocks(response):
             plain: list[bytes] = []
             for data in payloads:
-                if data == b"[DONE]":
+                if data == DONE:
                     if plain:
                         yield _framed(plain)
                     if not has_usage:
@@ -126,4 +127,4 @@ class OpenAIProvider(Provider):
 
 
 def _framed(payloads: list[bytes]) -> bytes:
-    return b"".join(b"data: " + data + b"\n\n" for data in payloads)
+    return b"".join(map(frame, payloads))
