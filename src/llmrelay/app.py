@@ -58,18 +58,18 @@ def build_provider(model: ModelConfig) -> Provider:
 
 
 def build_router(config: Config) -> Router:
-    """Map every model name and alias to its deployments (entries that share a name)."""
-    routes: dict[str, list[Deployment]] = {}
+    """Map every model name to its deployments (entries that share a name), and its aliases."""
+    models: dict[str, list[Deployment]] = {}
+    aliases: dict[str, str] = {}
     for model in config.models:
-        deployments = routes.setdefault(model.name, [])
+        deployments = models.setdefault(model.name, [])
         label = f"{model.name}#{len(deployments)} ({PROVIDER_TYPES[type(model)]})"
         # a local model queues by itself (its ``parallel`` slots)
         limit = None if isinstance(model, LocalModelConfig) else model.max_concurrency
         deployments.append(Deployment(build_provider(model), label, model.weight, limit))
-        for alias in model.aliases:
-            routes[alias] = deployments
+        aliases.update(dict.fromkeys(model.aliases, model.name))
     cooldown = Cooldown(failures=config.cooldown_failures, seconds=config.cooldown_seconds)
-    return Router(routes, config.fallbacks, cooldown)
+    return Router(models, aliases, config.fallbacks, cooldown)
 
 
 def database_url(config: Config) -> str:

@@ -20,7 +20,6 @@ import time
 from collections.abc import (
     Awaitable,
     Callable,
-    Iterable,
     Mapping,
     Sequence,
 )
@@ -87,20 +86,22 @@ def _retryable(exc: LLMRelayError) -> bool:
 
 
 class Router:
-    """Maps public model names (and aliases) to deployments; retries and falls back."""
+    """Maps public model names (and their aliases) to deployments; retries and falls back."""
 
     def __init__(
         self,
-        routes: Mapping[str, Sequence[Deployment]],
+        models: Mapping[str, Sequence[Deployment]],
+        aliases: Mapping[str, str] | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         cooldown: Cooldown | None = None,
     ) -> None:
-        self._routes = {name: list(deployments) for name, deployments in routes.items()}
+        self._models = {name: list(deployments) for name, deployments in models.items()}
+        self._aliases = dict(aliases or {})  # alias -> model name
         self._fallbacks = {name: list(models) for name, models in (fallbacks or {}).items()}
         self._cooldown = cooldown or Cooldown()
 
     def resolve(self, model: str) -> list[Deployment]:
-        deployments = self._routes.get(model)
+        deployments = self._models.get(self._aliases.get(model, model))
         if not deployments:
             raise NotFoundError(
                 f"The model `{model}` does not exist or you do not have access to it.",
@@ -197,18 +198,17 @@ class Router:
         deployment.failures, deployment.resting_until = 0, 0.0
 
     def model_names(self) -> list[str]:
-        return list(self._routes)
+        """Every name clients may ask for: each model, followed by its aliases."""
+        return [
+            name
+            for model in self._models
+            for name in [model, *(a for a, target in self._aliases.items() if target == model)]
+        ]
 
     def health(self) -> dict[str, list[dict[str, Any]]]:
         """Each configured model (not its aliases) with the state of each of its deployments."""
-        now, seen = time.monotonic(), set()
-        report = {}
-        for name, deployments in self._routes.items():
-            # an alias maps to the same deployments as its model, which comes first
-            if (ids := tuple(id(d) for d in deployments)) not in seen:
-                seen.add(ids)
-                report[name] = [d.health(now) for d in deployments]
-        return report
+        now = time.monotonic()
+        return {name: [d.health(now) for d in ds] for name, ds in self._models.items()}
 
     def max_output_tokens(self, model: str) -> int:
         return max(d.provider.max_output_tokens for d in self.resolve(model))
@@ -216,13 +216,10 @@ class Router:
     def owned_by(self, model: str) -> str:
         return self.resolve(model)[0].provider.owned_by
 
-    def providers(self) -> Iterable[Provider]:
-        every = (d.provider for deployments in self._routes.values() for d in deployments)
-        return {id(p): p for p in every}.values()
-
     async def aclose(self) -> None:
-        for provider in self.providers():
-            await provider.aclose()
+        for deployments in self._models.values():
+            for deployment in deployments:
+                await deployment.provider.aclose()
 
 
 class HeldStream:
