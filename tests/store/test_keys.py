@@ -26,7 +26,7 @@ async def store(
 
 
 async def test_a_key_is_stored_only_as_its_hash(store: KeyStore) -> None:
-    record, key = await store.create("alice", models=["gpt-4o-mini"], rpm=5, meta={"team": "a"})
+    record, key = await store.create("alice", models=["gpt-4o-mini"], rpm=5, metadata={"team": "a"})
     assert key.startswith("sk-") and len(key) >= 43
     assert record.hash == hash_key(key) and record.prefix == key[:8]
     assert record.status() == "active"
@@ -34,7 +34,7 @@ async def test_a_key_is_stored_only_as_its_hash(store: KeyStore) -> None:
     assert "hash" not in shown and key not in str(shown)
     again = await store.get(record.id)
     assert again is not None
-    assert (again.models, again.rpm, again.meta) == (("gpt-4o-mini",), 5, {"team": "a"})
+    assert (again.models, again.rpm, again.metadata) == (("gpt-4o-mini",), 5, {"team": "a"})
 
 
 async def test_update_and_revoke(store: KeyStore) -> None:

@@ -18,7 +18,7 @@ from llmrelay.store.ledger import Ledger
 from llmrelay.store.schema import as_stored
 
 #: what a request body may set, by its name in the API
-_FIELDS = {"name", *SETTINGS, "metadata"} - {"meta"}
+_FIELDS = {"name", *SETTINGS}
 
 
 class AdminRoutes:
@@ -103,8 +103,6 @@ async def _settings(request: Request) -> dict[str, Any]:
         raise InvalidRequestError("The body must be a JSON object.")
     if unknown := sorted(set(body) - _FIELDS):
         raise InvalidRequestError(f"Unknown field `{unknown[0]}`.", param=unknown[0])
-    if "metadata" in body:
-        body["meta"] = body.pop("metadata")
     if isinstance(body.get("expires_at"), str):
         body["expires_at"] = parse_time(body["expires_at"], "expires_at")
     return body
@@ -122,8 +120,7 @@ async def _stored(work: Any) -> Any:
     try:
         return await work
     except SettingError as exc:
-        param = "metadata" if exc.field == "meta" else exc.field
-        raise InvalidRequestError(str(exc), param=param) from exc
+        raise InvalidRequestError(str(exc), param=exc.field) from exc
 
 
 def _found(record: KeyRecord | None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _changes(**options: Any) -> dict[str, Any]:
         changes["expires_at"] = cli_time(changes["expires_at"], "--expires")
     if "metadata" in changes:
         try:
-            changes["meta"] = json.loads(changes.pop("metadata"))
+            changes["metadata"] = json.loads(changes["metadata"])
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--metadata") from exc
     return changes

@@ -47,34 +47,27 @@ class KeyChecker:
     def __init__(
         self,
         static_hashes: Iterable[str],
-        store: KeyStore | None = None,
+        store: KeyStore,
         refresh_seconds: float = 1.0,
     ) -> None:
         self._static = frozenset(static_hashes)
         self._store = store
         self._refresh = refresh_seconds
-        self._keys: dict[str, KeyRecord] = {}
-        self._ids: dict[str, str] = {}  # id -> hash, to drop a stale entry
+        self._keys: dict[str, KeyRecord] = {}  # by hash, which never changes for a key
         self._since: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load every stored key, then keep the cache fresh in the background."""
-        if self._store is not None:
-            await self.refresh()
-            self._task = asyncio.create_task(self._keep_fresh())
+        await self.refresh()
+        self._task = asyncio.create_task(self._keep_fresh())
 
     async def refresh(self) -> None:
-        assert self._store is not None
         # a change committed just after a look may carry an earlier time: look back a while
         # (applying a change twice does no harm)
         looked_at = utcnow() - _OVERLAP
         for record in await self._store.changed_since(self._since):
-            old = self._ids.get(record.id)
-            if old is not None and old != record.hash:
-                self._keys.pop(old, None)
             self._keys[record.hash] = record
-            self._ids[record.id] = record.hash
         self._since = looked_at
 
     async def _keep_fresh(self) -> None:
@@ -105,10 +98,10 @@ class KeyChecker:
             raise AuthenticationError(f"The API key {_redact(key)} has been {status}.")
         return record
 
-    @staticmethod
-    def authorize(record: KeyRecord | None, model: str) -> None:
+    @classmethod
+    def authorize(cls, record: KeyRecord | None, model: str) -> None:
         """``PermissionDeniedError`` (403) unless the key may use ``model``."""
-        if record is not None and record.models is not None and model not in record.models:
+        if not cls.may_use(record, model):
             raise PermissionDeniedError(
                 f"This API key may not use the model `{model}`.", param="model"
             )

@@ -31,7 +31,7 @@ SETTINGS = (
     "budget_period",
     "expires_at",
     "enabled",
-    "meta",
+    "metadata",
 )
 
 
@@ -67,7 +67,7 @@ class KeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     enabled: bool
-    meta: dict[str, Any]
+    metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
@@ -86,16 +86,15 @@ class KeyRecord:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             enabled=row.enabled,
-            meta=dict(row.meta or {}),
+            metadata=dict(row.meta or {}),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
 
     def public(self) -> dict[str, Any]:
         """The key as the admin API and the CLI show it (never the hash)."""
-        shown = {k: v for k, v in self.__dict__.items() if k not in ("hash", "meta")}
+        shown = {k: v for k, v in self.__dict__.items() if k != "hash"}
         shown["models"] = list(self.models) if self.models is not None else None
-        shown["metadata"] = self.meta
         shown["status"] = self.status()
         for field in ("expires_at", "revoked_at", "created_at", "updated_at"):
             if shown[field] is not None:
@@ -120,8 +119,7 @@ class KeyStore:
         """A new key: its record and, this once, the key itself."""
         _check_name(name)
         key = new_key()
-        settings = _checked(settings)
-        settings["meta"] = settings.get("meta") or {}
+        settings = _columns({"metadata": {}, **_checked(settings)})
         row = ApiKey(
             id="key_" + secrets.token_hex(8),
             name=name,
@@ -148,7 +146,7 @@ class KeyStore:
         name = changes.pop("name", None)
         if name is not None:
             _check_name(name)
-        changes = _checked(changes)
+        changes = _columns(_checked(changes))
         async with self._db.session() as session, session.begin():
             row = await session.get(ApiKey, key_id)
             if row is None:
@@ -183,6 +181,14 @@ class KeyStore:
             return int(await session.scalar(select(func.count()).select_from(ApiKey)) or 0)
 
 
+def _columns(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings by their row attributes: the ORM keeps ``metadata`` for itself, so the column's
+    attribute is ``meta``."""
+    if "metadata" in settings:
+        settings["meta"] = settings.pop("metadata")
+    return settings
+
+
 def _check_name(name: object) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_LENGTH:
         raise SettingError("name", f"name must be 1 to {NAME_LENGTH} characters")
@@ -213,7 +219,7 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
             not isinstance(value, list) or not all(isinstance(m, str) for m in value)
         ):
             raise SettingError(field, "models must be a list of model names")
-        if field == "meta" and not isinstance(value, dict):
+        if field == "metadata" and not isinstance(value, dict):
             raise SettingError(field, "metadata must be an object")
         if field == "enabled" and not isinstance(value, bool):
             raise SettingError(field, "enabled must be true or false")
