@@ -19,7 +19,7 @@ import asyncio
 import functools
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
@@ -32,7 +32,8 @@ from llmrelay.store.ledger import Ledger
 
 #: tokens the chat template may add around the messages (roles, a default system prompt)
 TEMPLATE_TOKENS = 64
-_FOREVER = 10 * 365 * 86400
+_DAY = 86400
+_FOREVER = 10 * 365 * _DAY
 _WINDOWS = {"total": "in all", "day": "today (UTC)", "month": "this month (UTC)"}
 
 
@@ -90,7 +91,8 @@ class Limiter:
 
     async def _count_request(self, caller: KeyRecord, admission: Admission) -> None:
         limit = caller.rpm or 0
-        if not await self._charge("requests", caller.id, limit, 1, admission):
+        allowed, _ = await self._charge("requests", caller.id, limit, 1, admission)
+        if not allowed:
             raise _rate_limited(
                 "requests",
                 f"Rate limit reached for requests per minute (RPM) on this API key: limit "
@@ -110,8 +112,8 @@ class Limiter:
                 None,
                 admission.headers,
             )
-        if not await self._charge("tokens", caller.id, limit, estimate, admission):
-            used = limit - int(admission.headers["x-ratelimit-remaining-tokens"])
+        allowed, used = await self._charge("tokens", caller.id, limit, estimate, admission)
+        if not allowed:
             raise _rate_limited(
                 "tokens",
                 f"Rate limit reached for tokens per minute (TPM) on this API key: limit "
@@ -122,9 +124,10 @@ class Limiter:
 
     async def _charge(
         self, kind: str, key_id: str, limit: int, cost: int, admission: Admission
-    ) -> bool:
+    ) -> tuple[bool, int]:
         """Charge ``cost`` to the key's current one-minute window of ``kind``, unless that would
-        pass ``limit``; set the headers either way."""
+        pass ``limit``; set the headers either way. Whether it was charged, and the window's
+        count."""
         item = self._items.get((kind, limit))
         if item is None:
             namespace = f"llmrelay-{kind}"
@@ -139,7 +142,7 @@ class Limiter:
         end = await self._window_end(key, expiry, opened=opened)
         wait = admission.waits[kind] = max(end - time.time(), 0)
         admission.headers.update(_headers(kind, limit, limit - used, wait))
-        return allowed
+        return allowed, used
 
     async def _window_end(self, key: str, expiry: int, *, opened: bool) -> float:
         """When the window of ``key`` ends: remembered, or asked of the storage once per window
@@ -154,50 +157,55 @@ class Limiter:
 
     async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
         budget = caller.budget_tokens or 0
-        period, since = _period(caller.budget_period or "total")
+        period, since, expiry = _period(caller.budget_period or "total")
         key = f"llmrelay-budget/{caller.id}/{period}/{budget}"
-        await self._seed(caller.id, key, since)
-        used = await self._storage.incr(key, _FOREVER, amount=reserve)
+        await self._seed(caller.id, key, since, expiry)
+        used = await self._storage.incr(key, expiry, amount=reserve)
         if used > budget:
-            await self._storage.incr(key, _FOREVER, amount=-reserve)
+            await self._storage.incr(key, expiry, amount=-reserve)
             window = _WINDOWS[caller.budget_period or "total"]
             raise QuotaExceededError(
                 f"This API key has used its token budget ({budget} tokens {window}); this "
                 f"request could need up to {reserve} more.",
                 headers={**admission.headers, "x-should-retry": "false"},
             )
-        admission.charges.append((key, _FOREVER, reserve))
+        admission.charges.append((key, expiry, reserve))
 
-    async def _seed(self, key_id: str, key: str, since: datetime | None) -> None:
+    async def _seed(self, key_id: str, key: str, since: datetime | None, expiry: int) -> None:
         """Start the period's counter from the ledger, once for all instances sharing it."""
         if key in self._seeded:
             return
         async with self._seeding:
             if key in self._seeded:
                 return
-            if await self._storage.incr(key + "/seeded", _FOREVER) == 1:
+            if await self._storage.incr(key + "/seeded", expiry) == 1:
                 await self._ledger.flush()
                 spent = await self._ledger.spent(key_id, since)
                 if spent:
-                    await self._storage.incr(key, _FOREVER, amount=spent)
+                    await self._storage.incr(key, expiry, amount=spent)
             self._seeded.add(key)
 
 
-def _period(name: str) -> tuple[str, datetime | None]:
-    """The budget period's id and its start (None: since ever)."""
+def _period(name: str) -> tuple[str, datetime | None, int]:
+    """The budget period's id, its start (None: since ever), and how long its counter is kept
+    (a day past the period's end, so that no instance finds it gone while still in it)."""
     return _period_at(name, int(time.time()) // 60)
 
 
 @functools.lru_cache(maxsize=16)
-def _period_at(name: str, minute: int) -> tuple[str, datetime | None]:
+def _period_at(name: str, minute: int) -> tuple[str, datetime | None, int]:
     now = datetime.fromtimestamp(minute * 60, UTC).replace(tzinfo=None)
     if name == "day":
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m-%d"), start
-    if name == "month":
+        end = start + timedelta(days=1)
+        period = start.strftime("%Y-%m-%d")
+    elif name == "month":
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m"), start
-    return "total", None
+        end = (start + timedelta(days=32)).replace(day=1)
+        period = start.strftime("%Y-%m")
+    else:
+        return "total", None, _FOREVER
+    return period, start, int((end - now).total_seconds()) + _DAY
 
 
 def _headers(kind: str, limit: int, remaining: int, wait: float) -> dict[str, str]:
