@@ -261,54 +261,46 @@ def _local_model(
 
 def _openai_model(
     *,
+    base_url: str,
+    stream_usage: bool = True,
+    params: dict[str, Any] | None = None,
+    **common: Any,
+) -> OpenAIModelConfig:
+    return OpenAIModelConfig(
+        **_remote(base_url=base_url, **common),
+        stream_usage=bool(stream_usage),
+        params=_param_rules(params or {}),
+    )
+
+
+def _anthropic_model(
+    *, base_url: str = "https://api.anthropic.com", max_tokens: int = 4096, **common: Any
+) -> AnthropicModelConfig:
+    return AnthropicModelConfig(**_remote(base_url=base_url, **common), max_tokens=int(max_tokens))
+
+
+def _remote(
+    *,
     name: str,
     base_url: str,
     model: str | None = None,
     api_key: str | None = None,
     aliases: list[str] | None = None,
     timeouts: dict[str, float] | None = None,
-    stream_usage: bool = True,
     weight: float = 1.0,
     max_concurrency: int | None = None,
-    params: dict[str, Any] | None = None,
-) -> OpenAIModelConfig:
-    return OpenAIModelConfig(
-        name=name,
-        base_url=base_url.rstrip("/"),
-        model=model or name,
-        api_key=Secret(api_key) if api_key else None,
-        aliases=tuple(aliases or ()),
-        timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
-        stream_usage=bool(stream_usage),
-        weight=float(weight),
-        max_concurrency=_concurrency(max_concurrency),
-        params=_param_rules(params or {}),
-    )
-
-
-def _anthropic_model(
-    *,
-    name: str,
-    model: str | None = None,
-    base_url: str = "https://api.anthropic.com",
-    api_key: str | None = None,
-    aliases: list[str] | None = None,
-    timeouts: dict[str, float] | None = None,
-    max_tokens: int = 4096,
-    weight: float = 1.0,
-    max_concurrency: int | None = None,
-) -> AnthropicModelConfig:
-    return AnthropicModelConfig(
-        name=name,
-        model=model or name,
-        base_url=base_url.rstrip("/"),
-        api_key=Secret(api_key) if api_key else None,
-        aliases=tuple(aliases or ()),
-        timeouts=Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
-        max_tokens=int(max_tokens),
-        weight=float(weight),
-        max_concurrency=_concurrency(max_concurrency),
-    )
+) -> dict[str, Any]:
+    """The settings every relayed model has, whatever its provider."""
+    return {
+        "name": name,
+        "base_url": base_url.rstrip("/"),
+        "model": model or name,
+        "api_key": Secret(api_key) if api_key else None,
+        "aliases": tuple(aliases or ()),
+        "timeouts": Timeouts(**{k: float(v) for k, v in (timeouts or {}).items()}),
+        "weight": float(weight),
+        "max_concurrency": _concurrency(max_concurrency),
+    }
 
 
 def _concurrency(value: Any) -> int | None:
