@@ -117,6 +117,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await keys.start()
         await ledger.start()
+        await limiter.start()
         # what start-up built lives as long as the server: out of the collector's way, so that
         # full collections scan only what requests create
         gc.collect()
@@ -125,6 +126,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         await keys.stop()
         await router.aclose()
         await ledger.aclose()
+        await limiter.aclose()
         await database.aclose()
 
     routes = Routes(gateway, max_body_bytes=config.max_body_bytes)

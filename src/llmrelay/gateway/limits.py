@@ -1,28 +1,34 @@
 """``Limiter``: a key's requests and tokens per minute, and its token budget.
 
-The counting is the ``limits`` package's, on its memory storage, or on Redis when a Redis URL is
-configured, so that every instance on that Redis counts against one limit:
+The counts live in this process (``LocalCounters``), or on Redis when a Redis URL is configured,
+through the ``limits`` package's storage, so that every instance on that Redis counts against one
+limit:
 
-- requests and tokens per minute: fixed one-minute windows, counted on the storage in one step
-  (constant cost at any rate; a moving window costs in proportion to the rate, a sliding counter
-  almost twice as much); a request is charged 1, and its estimated tokens (its size / 4 plus its
+- requests and tokens per minute: fixed windows, each clock minute, counted in one step (constant
+  cost at any rate; a moving window costs in proportion to the rate, a sliding counter almost
+  twice as much); a request is charged 1, and its estimated tokens (its size / 4 plus its
   maximum output) when it is admitted, corrected to the real count when it ends;
 - the budget: a counter per budget period (ever, the UTC day or the UTC month), charged the
   request's worst case (its size in bytes, plus its maximum output, plus the chat template) before
   it runs and corrected to the real count when it ends, so parallel requests cannot overspend it
   by more than one reservation. The counter starts from the ledger's total for the period.
+
+Corrections are gathered and applied every ``SETTLE_SECONDS``, not one storage call per request;
+a request that would be refused first applies the corrections its counter is owed. Until then a
+counter holds a little more than was used: it can refuse early, never admit too much.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.storage import storage_from_string
 
 from llmrelay.errors import QuotaExceededError, RateLimitError
@@ -32,9 +38,53 @@ from llmrelay.store.ledger import Ledger
 
 #: tokens the chat template may add around the messages (roles, a default system prompt)
 TEMPLATE_TOKENS = 64
+SETTLE_SECONDS = 0.1
+_MINUTE = 60
 _DAY = 86400
 _FOREVER = 10 * 365 * _DAY
+_HEADER_NAMES = {
+    kind: (
+        f"x-ratelimit-limit-{kind}",
+        f"x-ratelimit-remaining-{kind}",
+        f"x-ratelimit-reset-{kind}",
+    )
+    for kind in ("requests", "tokens")
+}
 _WINDOWS = {"total": "in all", "day": "today (UTC)", "month": "this month (UTC)"}
+
+
+class Counters(Protocol):
+    """Where the counts live: ``LocalCounters``, or a ``limits`` storage."""
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
+
+
+class LocalCounters:
+    """Counters in this process, each dropped ``expiry`` seconds after it began.
+
+    Not ``limits``' memory storage: that one starts an asyncio task on nearly every call to look
+    for expired counters, and looks through all of them; in the gateway that made each of its
+    calls cost about 10 µs. Here a call is two dictionary lookups, and expired counters are
+    swept once a minute.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, float]] = {}  # key -> (count, when it expires)
+        self._next_sweep = 0.0
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        count, expires = self._counts.get(key, (0, 0.0))
+        if expires <= now:
+            count, expires = 0, now + expiry
+        self._counts[key] = (count := count + amount), expires
+        return count
+
+    def _sweep(self, now: float) -> None:
+        self._counts = {k: entry for k, entry in self._counts.items() if entry[1] > now}
+        self._next_sweep = now + _MINUTE
 
 
 class Admission:
@@ -44,7 +94,7 @@ class Admission:
 
     def __init__(self) -> None:
         self.headers: dict[str, str] = {}
-        # (storage key, its expiry, what was charged) of the tokens window and of the budget
+        # (counter, its expiry, what was charged) of the tokens window and of the budget
         self.charges: list[tuple[str, int, int]] = []
         # seconds until each window of the key resets
         self.waits: dict[str, float] = {}
@@ -53,13 +103,21 @@ class Admission:
 class Limiter:
     def __init__(self, ledger: Ledger, redis_url: str | None = None) -> None:
         self._ledger = ledger
-        storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
-        assert isinstance(storage, Storage)
-        self._storage = storage
-        self._items: dict[tuple[str, int], RateLimitItemPerMinute] = {}  # (kind, limit)
-        self._window_ends: dict[str, float] = {}
+        self._counters = _shared_counters(redis_url) if redis_url else LocalCounters()
+        self._owed: dict[str, tuple[int, int]] = {}  # counter -> (its expiry, correction)
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
+        self._settler: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._settler = asyncio.create_task(self._settle_periodically())
+
+    async def aclose(self) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
+        await self._apply_owed()
 
     async def admit(
         self, caller: KeyRecord | None, request: ChatRequest, body_size: int, max_output: int
@@ -71,98 +129,95 @@ class Limiter:
         output = (request.max_completion_tokens or request.max_tokens or max_output) * (
             request.n or 1
         )
-        if caller.rpm:
-            await self._count_request(caller, admission)
-        if caller.tpm:
-            await self._charge_tokens(caller, body_size // 4 + output, admission)
+        if rpm := caller.rpm:
+            allowed, _ = await self._charge(admission, "requests", caller.id, rpm, 1)
+            if not allowed:
+                raise _rate_limited(
+                    admission,
+                    "requests",
+                    f"Rate limit reached for requests per minute (RPM) on this API key: limit "
+                    f"{rpm}, used {rpm}, requested 1.",
+                )
+        if tpm := caller.tpm:
+            estimate = body_size // 4 + output
+            if estimate > tpm:
+                raise _rate_limited(
+                    admission,
+                    "tokens",
+                    f"Request too large for tokens per minute (TPM) on this API key: limit "
+                    f"{tpm}, requested {estimate}. Ask for fewer tokens (max_tokens) or send a "
+                    "shorter prompt.",
+                    never=True,
+                )
+            allowed, used = await self._charge(admission, "tokens", caller.id, tpm, estimate)
+            if not allowed:
+                raise _rate_limited(
+                    admission,
+                    "tokens",
+                    f"Rate limit reached for tokens per minute (TPM) on this API key: limit "
+                    f"{tpm}, used {used}, requested {estimate}.",
+                )
         if caller.budget_tokens:
             try:
                 await self._reserve_budget(caller, body_size + output + TEMPLATE_TOKENS, admission)
             except QuotaExceededError:
-                await self.settle(admission, 0)
+                self.settle(admission, 0)
                 raise
         return admission
 
-    async def settle(self, admission: Admission, used: int) -> None:
-        """Correct what was charged at admission to the real count."""
+    def settle(self, admission: Admission, used: int) -> None:
+        """Owe each counter the difference between what admitting charged and ``used``."""
+        owed = self._owed
         for key, expiry, charged in admission.charges:
             if used != charged:
-                await self._storage.incr(key, expiry, amount=used - charged)
+                owed[key] = expiry, owed.get(key, (0, 0))[1] + used - charged
 
-    async def _count_request(self, caller: KeyRecord, admission: Admission) -> None:
-        limit = caller.rpm or 0
-        allowed, _ = await self._charge("requests", caller.id, limit, 1, admission)
-        if not allowed:
-            raise _rate_limited(
-                "requests",
-                f"Rate limit reached for requests per minute (RPM) on this API key: limit "
-                f"{limit}, used {limit}, requested 1.",
-                admission.waits["requests"],
-                admission.headers,
-            )
+    async def _settle_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(SETTLE_SECONDS)
+            await self._apply_owed()
 
-    async def _charge_tokens(self, caller: KeyRecord, estimate: int, admission: Admission) -> None:
-        limit = caller.tpm or 0
-        if estimate > limit:
-            raise _rate_limited(
-                "tokens",
-                f"Request too large for tokens per minute (TPM) on this API key: limit "
-                f"{limit}, requested {estimate}. Ask for fewer tokens (max_tokens) or "
-                "send a shorter prompt.",
-                None,
-                admission.headers,
-            )
-        allowed, used = await self._charge("tokens", caller.id, limit, estimate, admission)
-        if not allowed:
-            raise _rate_limited(
-                "tokens",
-                f"Rate limit reached for tokens per minute (TPM) on this API key: limit "
-                f"{limit}, used {used}, requested {estimate}.",
-                admission.waits["tokens"],
-                admission.headers,
-            )
+    async def _apply_owed(self) -> None:
+        owed, self._owed = self._owed, {}
+        for key, (expiry, amount) in owed.items():
+            await self._counters.incr(key, expiry, amount)
 
     async def _charge(
-        self, kind: str, key_id: str, limit: int, cost: int, admission: Admission
+        self, admission: Admission, kind: str, key_id: str, limit: int, cost: int
     ) -> tuple[bool, int]:
-        """Charge ``cost`` to the key's current one-minute window of ``kind``, unless that would
+        """Charge ``cost`` to the key's window of ``kind`` for this minute, unless that would
         pass ``limit``; set the headers either way. Whether it was charged, and the window's
         count."""
-        item = self._items.get((kind, limit))
-        if item is None:
-            namespace = f"llmrelay-{kind}"
-            item = self._items[kind, limit] = RateLimitItemPerMinute(limit, namespace=namespace)
-        key, expiry = item.key_for(key_id), item.get_expiry()
-        used = await self._storage.incr(key, expiry, amount=cost)
-        opened, allowed = used == cost, used <= limit
+        now = time.time()
+        minute = int(now // _MINUTE)
+        key, expiry = f"llmrelay/{kind}/{key_id}/{minute}", 2 * _MINUTE
+        used = await self._counters.incr(key, expiry, cost)
+        if used > limit and key in self._owed:
+            used = await self._counters.incr(key, expiry, self._owed.pop(key)[1])
+        allowed = used <= limit
         if allowed and kind == "tokens":  # settled on the real count; a request stays one
             admission.charges.append((key, expiry, cost))
         elif not allowed:  # a refused request is not charged
-            used = await self._storage.incr(key, expiry, amount=-cost)
-        end = await self._window_end(key, expiry, opened=opened)
-        wait = admission.waits[kind] = max(end - time.time(), 0)
-        admission.headers.update(_headers(kind, limit, limit - used, wait))
+            used = await self._counters.incr(key, expiry, -cost)
+        wait = admission.waits[kind] = (minute + 1) * _MINUTE - now
+        limit_name, remaining_name, reset_name = _HEADER_NAMES[kind]
+        headers = admission.headers
+        headers[limit_name] = str(limit)
+        headers[remaining_name] = str(max(limit - used, 0))
+        headers[reset_name] = _duration(wait)
         return allowed, used
-
-    async def _window_end(self, key: str, expiry: int, *, opened: bool) -> float:
-        """When the window of ``key`` ends: remembered, or asked of the storage once per window
-        (``opened``: this charge found the window empty, so it began now). On Redis each ask is
-        a round trip."""
-        now = time.time()
-        end = self._window_ends.get(key, 0.0)
-        if end <= now:
-            end = now + expiry if opened else await self._storage.get_expiry(key)
-            self._window_ends[key] = end
-        return end
 
     async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
         budget = caller.budget_tokens or 0
         period, since, expiry = _period(caller.budget_period or "total")
-        key = f"llmrelay-budget/{caller.id}/{period}/{budget}"
-        await self._seed(caller.id, key, since, expiry)
-        used = await self._storage.incr(key, expiry, amount=reserve)
+        key = f"llmrelay/budget/{caller.id}/{period}/{budget}"
+        if key not in self._seeded:
+            await self._seed(caller.id, key, since, expiry)
+        used = await self._counters.incr(key, expiry, reserve)
+        if used > budget and key in self._owed:
+            used = await self._counters.incr(key, expiry, self._owed.pop(key)[1])
         if used > budget:
-            await self._storage.incr(key, expiry, amount=-reserve)
+            await self._counters.incr(key, expiry, -reserve)
             window = _WINDOWS[caller.budget_period or "total"]
             raise QuotaExceededError(
                 f"This API key has used its token budget ({budget} tokens {window}); this "
@@ -173,17 +228,21 @@ class Limiter:
 
     async def _seed(self, key_id: str, key: str, since: datetime | None, expiry: int) -> None:
         """Start the period's counter from the ledger, once for all instances sharing it."""
-        if key in self._seeded:
-            return
         async with self._seeding:
             if key in self._seeded:
                 return
-            if await self._storage.incr(key + "/seeded", expiry) == 1:
+            if await self._counters.incr(key + "/seeded", expiry) == 1:
                 await self._ledger.flush()
                 spent = await self._ledger.spent(key_id, since)
                 if spent:
-                    await self._storage.incr(key, expiry, amount=spent)
+                    await self._counters.incr(key, expiry, spent)
             self._seeded.add(key)
+
+
+def _shared_counters(redis_url: str) -> Counters:
+    storage = storage_from_string(f"async+{redis_url}")
+    assert isinstance(storage, Storage)  # the async+ scheme makes one
+    return storage
 
 
 def _period(name: str) -> tuple[str, datetime | None, int]:
@@ -208,14 +267,6 @@ def _period_at(name: str, minute: int) -> tuple[str, datetime | None, int]:
     return period, start, int((end - now).total_seconds()) + _DAY
 
 
-def _headers(kind: str, limit: int, remaining: int, wait: float) -> dict[str, str]:
-    return {
-        f"x-ratelimit-limit-{kind}": str(limit),
-        f"x-ratelimit-remaining-{kind}": str(max(remaining, 0)),
-        f"x-ratelimit-reset-{kind}": _duration(wait),
-    }
-
-
 def _duration(seconds: float) -> str:
     """As OpenAI writes it: ``450ms``, ``12s``, ``1m0s``."""
     if seconds < 1:
@@ -225,12 +276,14 @@ def _duration(seconds: float) -> str:
 
 
 def _rate_limited(
-    kind: str, message: str, wait: float | None, headers: dict[str, str]
+    admission: Admission, kind: str, message: str, *, never: bool = False
 ) -> RateLimitError:
-    headers = dict(headers)
-    if wait is None:  # it can never pass
+    """The 429 for a window of ``kind``; ``never``: the request could not pass in any window."""
+    headers = dict(admission.headers)
+    if never:
         headers["x-should-retry"] = "false"
     else:
+        wait = admission.waits[kind]
         message += f" Please try again in {_duration(wait)}."
         headers["retry-after"] = str(max(1, math.ceil(wait)))
         headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))

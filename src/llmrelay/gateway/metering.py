@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ from llmrelay.providers.base import ChunkStream, StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
 from llmrelay.store.ledger import Ledger, UsageRecord
 
-Settle = Callable[[int], Awaitable[None]]
+Settle = Callable[[int], None]
 
 
 class Meter:
@@ -86,7 +86,7 @@ class Meter:
         if self._ledger is not None:
             self._ledger.record(record)
         if self._settle is not None:
-            await self._settle(record.prompt_tokens + record.completion_tokens)
+            self._settle(record.prompt_tokens + record.completion_tokens)
 
 
 class MeteredStream:

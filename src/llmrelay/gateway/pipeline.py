@@ -72,8 +72,8 @@ class Gateway:
     def _meter(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> Meter:
-        async def settle(used: int) -> None:
-            await self.limiter.settle(admission, used)
+        def settle(used: int) -> None:
+            self.limiter.settle(admission, used)
 
         key_id = caller.id if caller else None
         ledger = self.ledger if self.metering else None

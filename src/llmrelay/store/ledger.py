@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -57,7 +59,16 @@ class Ledger:
         # cost three times the write
         compiled = insert(UsageRow).compile(dialect=database.engine.dialect, column_keys=_FIELDS)
         self._insert = compiled.string
-        self._columns = list(compiled.positiontup or _FIELDS)
+        columns = list(compiled.positiontup or _FIELDS)
+        self._values = attrgetter(*columns)
+        self._texts_times = database.engine.dialect.name == "sqlite"
+        if self._texts_times:  # the table's order: created_at comes first
+            assert columns[0] == "created_at"
+            self._values = attrgetter(*columns[1:])
+            # given a bool or None, sqlite3 looks for an adapter by raising and catching two
+            # AttributeErrors, a third of a row's cost; these are found at once, store the same
+            sqlite3.register_adapter(bool, int)
+            sqlite3.register_adapter(type(None), _null)
 
     def record(self, record: UsageRecord) -> None:
         """Queue a row; never waits."""
@@ -79,17 +90,22 @@ class Ledger:
         rows, self._pending = self._pending, []
         if not rows:
             return
-        columns = self._columns
         try:
             async with self._db.engine.begin() as connection:
-                await connection.exec_driver_sql(
-                    self._insert, [tuple(getattr(row, c) for c in columns) for row in rows]
-                )
+                await connection.exec_driver_sql(self._insert, self._encoded(rows))
         except BaseException as exc:  # cancelled too: the rows go back, none is lost
             self._pending[:0] = rows
             if not isinstance(exc, Exception):
                 raise
             log.exception("writing %d usage rows failed; they are kept for the next try", len(rows))
+
+    def _encoded(self, rows: list[UsageRecord]) -> list[tuple[Any, ...]]:
+        if not self._texts_times:
+            return list(map(self._values, rows))
+        # SQLite is given the time as the text SQLAlchemy stores there: its sqlite3 adapter
+        # would cost more than the rest of the row
+        values = self._values
+        return [(row.created_at.isoformat(" ", "microseconds"), *values(row)) for row in rows]
 
     async def aclose(self) -> None:
         """Let the writer finish its write, then write what is left."""
@@ -144,6 +160,10 @@ class Ledger:
                 "totals": _counts(total),
                 "days": [{"date": str(row.day), **_counts(row)} for row in days],
             }
+
+
+def _null(value: None) -> None:
+    return None
 
 
 def _counts(row: Any) -> dict[str, int]:
