@@ -122,6 +122,33 @@ def test_streams_carry_the_rate_limit_headers(relay: Server, sdk_for: Any) -> No
             assert f"x-ratelimit-{field}-{kind}" in response.headers
 
 
+def test_responses_that_charge_nothing_tell_where_the_limits_stand(
+    relay: Server, sdk_for: Any
+) -> None:
+    sdk = sdk_for(new_key(relay, rpm=10, tpm=100000, models=["relay-answer"])["key"])
+    sdk.chat.completions.create(model="relay-answer", messages=HELLO, max_tokens=100)
+    listed = sdk.models.with_raw_response.list()
+    one = sdk.models.with_raw_response.retrieve("relay-answer")
+    with pytest.raises(openai.PermissionDeniedError) as denied:  # not among its models
+        sdk.chat.completions.create(model="relay-slow", messages=HELLO)
+    with pytest.raises(openai.BadRequestError) as invalid:
+        sdk.chat.completions.create(model="relay-answer", messages=HELLO, temperature=5)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        sdk.models.retrieve("relay-slow")
+    for headers in (
+        listed.headers,
+        one.headers,
+        denied.value.response.headers,
+        invalid.value.response.headers,
+        unknown.value.response.headers,
+    ):
+        assert headers["x-ratelimit-limit-requests"] == "10"
+        assert headers["x-ratelimit-remaining-requests"] == "9", "only the answer was charged"
+        assert headers["x-ratelimit-limit-tokens"] == "100000"
+        assert 0 < 100000 - int(headers["x-ratelimit-remaining-tokens"]) <= 200  # settled or not
+        assert headers["x-ratelimit-reset-requests"].endswith("s")
+
+
 def test_parallel_requests_cannot_overspend_a_budget(relay: Server) -> None:
     body = orjson.dumps({"model": "relay-greedy", "messages": HELLO, "max_tokens": 50})
     reservation = len(body) + 50 + 64  # its size, its maximum output, the chat template

@@ -15,7 +15,12 @@ from starlette.types import Receive
 
 from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.api.sse import EventStream
-from llmrelay.errors import InvalidRequestError, NotFoundError, RequestTooLargeError
+from llmrelay.errors import (
+    InvalidRequestError,
+    LLMRelayError,
+    NotFoundError,
+    RequestTooLargeError,
+)
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.protocol.request import parse_chat_request
 from llmrelay.protocol.response import model_object
@@ -49,8 +54,12 @@ class Routes:
 
     async def chat_completions(self, request: Request) -> Response | EventStream:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
-        body = await self._read_body(request)
-        chat = parse_chat_request(body)
+        try:
+            body = await self._read_body(request)
+            chat = parse_chat_request(body)
+        except LLMRelayError as exc:
+            await self._gateway.tell_limits(caller, exc)
+            raise
         admission = await self._gateway.admit(caller, chat, len(body))
         request_id = request.scope[REQUEST_ID_KEY]
         if chat.stream:
@@ -68,14 +77,18 @@ class Routes:
     async def list_models(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
         data = [self._model(name) for name in self._gateway.models_for(caller)]
-        return json_response({"object": "list", "data": data})
+        headers = await self._gateway.limit_headers(caller)
+        return json_response({"object": "list", "data": data}, headers=headers)
 
     async def get_model(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
         model_id = request.path_params["model_id"]
+        headers = await self._gateway.limit_headers(caller)
         if model_id not in self._gateway.models_for(caller):
-            raise NotFoundError(f"The model '{model_id}' does not exist", param="model")
-        return json_response(self._model(model_id))
+            raise NotFoundError(
+                f"The model '{model_id}' does not exist", param="model", headers=headers
+            )
+        return json_response(self._model(model_id), headers=headers)
 
     async def health(self, request: Request) -> Response:
         return json_response({"status": "ok", "models": self._gateway.router.health()})

@@ -58,6 +58,8 @@ class Counters(Protocol):
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
 
+    async def get(self, key: str) -> int: ...
+
 
 class LocalCounters:
     """Counters in this process, each dropped ``expiry`` seconds after it began.
@@ -81,6 +83,10 @@ class LocalCounters:
             count, expires = 0, now + expiry
         self._counts[key] = (count := count + amount), expires
         return count
+
+    async def get(self, key: str) -> int:
+        count, expires = self._counts.get(key, (0, 0.0))
+        return count if expires > time.time() else 0
 
     def _sweep(self, now: float) -> None:
         self._counts = {k: entry for k, entry in self._counts.items() if entry[1] > now}
@@ -165,6 +171,20 @@ class Limiter:
                 raise
         return admission
 
+    async def standing(self, caller: KeyRecord | None) -> dict[str, str]:
+        """The headers of the caller's windows as they stand, for a response that charged
+        nothing."""
+        headers: dict[str, str] = {}
+        if caller is None:
+            return headers
+        now = time.time()
+        minute = int(now // _MINUTE)
+        for kind, limit in (("requests", caller.rpm), ("tokens", caller.tpm)):
+            if limit:
+                used = await self._counters.get(_window(kind, caller.id, minute))
+                _set_headers(headers, kind, limit, used, (minute + 1) * _MINUTE - now)
+        return headers
+
     def settle(self, admission: Admission, used: int) -> None:
         """Owe each counter the difference between what admitting charged and ``used``."""
         owed = self._owed
@@ -190,7 +210,7 @@ class Limiter:
         count."""
         now = time.time()
         minute = int(now // _MINUTE)
-        key, expiry = f"llmrelay/{kind}/{key_id}/{minute}", 2 * _MINUTE
+        key, expiry = _window(kind, key_id, minute), 2 * _MINUTE
         used = await self._counters.incr(key, expiry, cost)
         if used > limit and key in self._owed:
             used = await self._counters.incr(key, expiry, self._owed.pop(key)[1])
@@ -200,11 +220,7 @@ class Limiter:
         elif not allowed:  # a refused request is not charged
             used = await self._counters.incr(key, expiry, -cost)
         wait = admission.waits[kind] = (minute + 1) * _MINUTE - now
-        limit_name, remaining_name, reset_name = _HEADER_NAMES[kind]
-        headers = admission.headers
-        headers[limit_name] = str(limit)
-        headers[remaining_name] = str(max(limit - used, 0))
-        headers[reset_name] = _duration(wait)
+        _set_headers(admission.headers, kind, limit, used, wait)
         return allowed, used
 
     async def _reserve_budget(self, caller: KeyRecord, reserve: int, admission: Admission) -> None:
@@ -237,6 +253,17 @@ class Limiter:
                 if spent:
                     await self._counters.incr(key, expiry, spent)
             self._seeded.add(key)
+
+
+def _window(kind: str, key_id: str, minute: int) -> str:
+    return f"llmrelay/{kind}/{key_id}/{minute}"
+
+
+def _set_headers(headers: dict[str, str], kind: str, limit: int, used: int, wait: float) -> None:
+    limit_name, remaining_name, reset_name = _HEADER_NAMES[kind]
+    headers[limit_name] = str(limit)
+    headers[remaining_name] = str(max(limit - used, 0))
+    headers[reset_name] = _duration(wait)
 
 
 def _shared_counters(redis_url: str) -> Counters:

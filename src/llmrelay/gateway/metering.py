@@ -23,6 +23,7 @@ from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream, StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
 from llmrelay.store.ledger import Ledger, UsageRecord
+from llmrelay.store.schema import utcnow
 
 Settle = Callable[[int], None]
 
@@ -39,21 +40,19 @@ class Meter:
     ) -> None:
         self._ledger = ledger
         self._request = request
+        self._key_id = key_id
+        self._request_id = request_id
         self._settle = settle
+        self._created_at = utcnow()
         self._started = time.perf_counter()
-        self._record = UsageRecord(
-            request_id=request_id,
-            key_id=key_id,
-            model_requested=request.model,
-            stream=bool(request.stream),
-        )
+        self._ttft_ms: float | None = None
         self._finished = False
 
     def saw(self, item: StreamItem) -> None:
         """Time to first token: the first item that carries generated text (the opening chunk
         with only the role does not)."""
-        if self._record.ttft_ms is None and _generated(item):
-            self._record.ttft_ms = (time.perf_counter() - self._started) * 1000
+        if self._ttft_ms is None and _generated(item):
+            self._ttft_ms = (time.perf_counter() - self._started) * 1000
 
     async def finish(
         self,
@@ -68,25 +67,42 @@ class Meter:
         if self._finished:
             return
         self._finished = True
-        record = self._record
-        record.latency_ms = (time.perf_counter() - self._started) * 1000
-        record.backend = context.backend.get()
-        record.model_served = model
-        record.disconnected = disconnected
+        latency_ms = (time.perf_counter() - self._started) * 1000
+        status, error_code = 200, None
         if isinstance(failure, LLMRelayError):
-            record.status, record.error_code = failure.status, failure.code or failure.type
+            status, error_code = failure.status, failure.code or failure.type
         elif failure is not None:
-            record.status, record.error_code = 500, "server_error"
+            status, error_code = 500, "server_error"
         if not usage and forwarded:
             usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
+        prompt = completion = 0
+        source = "none"
         if usage:
-            record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            record.completion_tokens = int(usage.get("completion_tokens") or 0)
-            record.usage_source = "counted" if isinstance(usage, CountedUsage) else "reported"
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+            source = "counted" if isinstance(usage, CountedUsage) else "reported"
         if self._ledger is not None:
-            self._ledger.record(record)
+            self._ledger.record(
+                UsageRecord(  # positional: a call with 15 keywords costs as much as the rest
+                    self._created_at,
+                    self._request_id,
+                    self._key_id,
+                    self._request.model,
+                    model,  # served
+                    context.backend.get(),
+                    prompt,
+                    completion,
+                    source,
+                    status,
+                    error_code,
+                    bool(self._request.stream),
+                    self._ttft_ms,
+                    latency_ms,
+                    disconnected,
+                )
+            )
         if self._settle is not None:
-            self._settle(record.prompt_tokens + record.completion_tokens)
+            self._settle(prompt + completion)
 
 
 class MeteredStream:

@@ -44,9 +44,21 @@ class Gateway:
         self, caller: KeyRecord | None, request: ChatRequest, body_size: int
     ) -> Admission:
         """A 403 unless the caller may use the model; a 429 if it is over a limit or budget."""
-        self.keys.authorize(caller, request.model)
-        max_output = self.router.max_output_tokens(request.model)
+        try:
+            self.keys.authorize(caller, request.model)
+            max_output = self.router.max_output_tokens(request.model)
+        except LLMRelayError as exc:
+            await self.tell_limits(caller, exc)
+            raise
         return await self.limiter.admit(caller, request, body_size, max_output)
+
+    async def limit_headers(self, caller: KeyRecord | None) -> dict[str, str]:
+        """Where the caller's rate limits stand, for a response that was not charged."""
+        return await self.limiter.standing(caller)
+
+    async def tell_limits(self, caller: KeyRecord | None, exc: LLMRelayError) -> None:
+        """An error before admission still tells the caller where its limits stand."""
+        exc.headers = {**await self.limiter.standing(caller), **exc.headers}
 
     def models_for(self, caller: KeyRecord | None) -> list[str]:
         return [m for m in self.router.model_names() if self.keys.may_use(caller, m)]

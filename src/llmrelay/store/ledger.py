@@ -11,39 +11,36 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from datetime import datetime
-from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select
 
 from llmrelay.store.database import Database
-from llmrelay.store.schema import UsageRow, utcnow
+from llmrelay.store.schema import UsageRow
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True, kw_only=True)
-class UsageRecord:
+class UsageRecord(NamedTuple):
+    """One request's row, its fields in the order of the usage table's columns."""
+
+    created_at: datetime
     request_id: str
     key_id: str | None
     model_requested: str
+    model_served: str | None
+    backend: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    usage_source: str  # reported (by the backend), counted (by llmrelay), none
+    status: int
+    error_code: str | None
     stream: bool
-    status: int = 200
-    model_served: str | None = None
-    backend: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    usage_source: str = "none"
-    error_code: str | None = None
-    ttft_ms: float | None = None
-    latency_ms: float = 0.0
-    disconnected: bool = False
-    created_at: datetime = field(default_factory=utcnow)
-
-
-_FIELDS = [f.name for f in fields(UsageRecord)]
+    ttft_ms: float | None
+    latency_ms: float
+    disconnected: bool
 
 
 class Ledger:
@@ -57,14 +54,12 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         # compiled once, executed by the driver itself: SQLAlchemy's per-row processing would
         # cost three times the write
-        compiled = insert(UsageRow).compile(dialect=database.engine.dialect, column_keys=_FIELDS)
+        fields = list(UsageRecord._fields)
+        compiled = insert(UsageRow).compile(dialect=database.engine.dialect, column_keys=fields)
+        assert compiled.positiontup == fields, "a record is handed over as the row it is"
         self._insert = compiled.string
-        columns = list(compiled.positiontup or _FIELDS)
-        self._values = attrgetter(*columns)
         self._texts_times = database.engine.dialect.name == "sqlite"
-        if self._texts_times:  # the table's order: created_at comes first
-            assert columns[0] == "created_at"
-            self._values = attrgetter(*columns[1:])
+        if self._texts_times:
             # given a bool or None, sqlite3 looks for an adapter by raising and catching two
             # AttributeErrors, a third of a row's cost; these are found at once, store the same
             sqlite3.register_adapter(bool, int)
@@ -99,13 +94,12 @@ class Ledger:
                 raise
             log.exception("writing %d usage rows failed; they are kept for the next try", len(rows))
 
-    def _encoded(self, rows: list[UsageRecord]) -> list[tuple[Any, ...]]:
+    def _encoded(self, rows: list[UsageRecord]) -> Sequence[tuple[Any, ...]]:
         if not self._texts_times:
-            return list(map(self._values, rows))
+            return rows
         # SQLite is given the time as the text SQLAlchemy stores there: its sqlite3 adapter
         # would cost more than the rest of the row
-        values = self._values
-        return [(row.created_at.isoformat(" ", "microseconds"), *values(row)) for row in rows]
+        return [(row[0].isoformat(" ", "microseconds"), *row[1:]) for row in rows]
 
     async def aclose(self) -> None:
         """Let the writer finish its write, then write what is left."""
