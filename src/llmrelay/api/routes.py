@@ -14,7 +14,7 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from llmrelay.api.middleware import REQUEST_ID_KEY
-from llmrelay.api.sse import EventStream
+from llmrelay.api.sse import EventStream, until_disconnected
 from llmrelay.errors import (
     InvalidRequestError,
     LLMRelayError,
@@ -119,7 +119,7 @@ class Routes:
 async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T:
     """Await ``work``, cancelling it if the client goes away first (it stops the generation)."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(receive))
+    watcher = asyncio.ensure_future(until_disconnected(receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -127,8 +127,3 @@ async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T:
         if not task.done():
             task.cancel()
     return task.result()
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -90,11 +90,16 @@ class EventStream:
         await send({"type": "http.response.body", "body": last, "more_body": False})
 
     async def _watch(self, receive: Receive, sending: asyncio.Task[None]) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await until_disconnected(receive)
         if not self._finishing:
             self.disconnected = True
             sending.cancel()
+
+
+async def until_disconnected(receive: Receive) -> None:
+    """Returns when the client has gone away (the request's body is read by then)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def internal_error_body(request_id: str) -> dict[str, object]:

@@ -8,17 +8,14 @@ time; a request never waits on the database.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from llmrelay.errors import AuthenticationError, MissingAPIKeyError, PermissionDeniedError
+from llmrelay.gateway.periodic import Periodic
 from llmrelay.store.keys import KeyRecord, KeyStore, hash_key
 from llmrelay.store.schema import utcnow
 
-log = logging.getLogger(__name__)
 _OVERLAP = timedelta(seconds=10)
 _MISSING = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -52,15 +49,14 @@ class KeyChecker:
     ) -> None:
         self._static = frozenset(static_hashes)
         self._store = store
-        self._refresh = refresh_seconds
         self._keys: dict[str, KeyRecord] = {}  # by hash, which never changes for a key
         self._since: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._refreshing = Periodic(refresh_seconds, self.refresh, "refreshing the key cache")
 
     async def start(self) -> None:
         """Load every stored key, then keep the cache fresh in the background."""
         await self.refresh()
-        self._task = asyncio.create_task(self._keep_fresh())
+        self._refreshing.start()
 
     async def refresh(self) -> None:
         # a change committed just after a look may carry an earlier time: look back a while
@@ -70,19 +66,8 @@ class KeyChecker:
             self._keys[record.hash] = record
         self._since = looked_at
 
-    async def _keep_fresh(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh)
-            try:
-                await self.refresh()
-            except Exception:  # the database may be away for a while; the cache stays
-                log.exception("refreshing the key cache failed")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._refreshing.stop()
 
     def authenticate(self, authorization: str | None) -> KeyRecord | None:
         """The caller's stored key (None for a static key), or ``AuthenticationError`` (401)."""

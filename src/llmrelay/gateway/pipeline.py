@@ -58,7 +58,7 @@ class Gateway:
 
     async def tell_limits(self, caller: KeyRecord | None, exc: LLMRelayError) -> None:
         """An error before admission still tells the caller where its limits stand."""
-        exc.headers = {**await self.limiter.standing(caller), **exc.headers}
+        _with_headers(exc, await self.limiter.standing(caller))
 
     def models_for(self, caller: KeyRecord | None) -> list[str]:
         return [m for m in self.router.model_names() if self.keys.may_use(caller, m)]
@@ -100,12 +100,12 @@ async def _metered(meter: Meter, admission: Admission, work: Awaitable[T]) -> T:
         await meter.finish(disconnected=True)
         raise
     except Exception as exc:
-        await meter.finish(failure=_with_headers(exc, admission))
+        await meter.finish(failure=_with_headers(exc, admission.headers))
         raise
 
 
-def _with_headers(exc: Exception, admission: Admission) -> Exception:
-    """An error after admission still tells the caller where its limits stand."""
+def _with_headers(exc: Exception, headers: dict[str, str]) -> Exception:
+    """The error, telling the caller where its limits stand as well (its own headers win)."""
     if isinstance(exc, LLMRelayError):
-        exc.headers = {**admission.headers, **exc.headers}
+        exc.headers = {**headers, **exc.headers}
     return exc
