@@ -7,8 +7,10 @@ through the same llmrelay with all that off ("bare": a key from the config, no l
 ledger); through the LiteLLM proxy (one worker, installed by this script in
 bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateway is pinned to
 core 0, nginx and wrk to core 1; bare and llmrelay are loaded in turn, --rounds times each, and
-the medians compared. It prints requests/s, p50 and p99, the p50 added over direct, resident
-memory, llmrelay / bare (the cost of keys, limits and the ledger) and llmrelay / LiteLLM.
+the medians compared, as well as the median of each round's llmrelay / bare. It prints
+requests/s, p50 and p99, the p50 added over direct, resident memory, llmrelay / bare (the cost of
+keys, limits and the ledger) and llmrelay / LiteLLM. Both send OpenAI's x-ratelimit-* headers
+(bare reports its key unlimited).
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 8]
@@ -358,7 +360,8 @@ def measure(
     rounds: int,
 ) -> None:
     """Load each target in turn, JSON and streamed, with 1 and 32 connections; ``rounds``
-    times over, keeping the median of each figure."""
+    times over, keeping the median of each figure, and of each target's requests/s over the
+    first target's in the same round ("paired": the machine's drift between rounds cancels)."""
     for stream in (False, True):
         for connections in (1, 32):
             runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
@@ -369,10 +372,19 @@ def measure(
                     runs[target.name].append(
                         wrk(url, target.key, model, stream, connections, seconds)
                     )
+            first = runs[targets[0].name]
             for name, measured in runs.items():
+                paired = [
+                    run["rps"] / base["rps"] for run, base in zip(measured, first, strict=True)
+                ]
                 results[(name, stream, connections)] = {
-                    figure: statistics.median(run[figure] for run in measured)
-                    for figure in ("rps", "p50", "p99")
+                    **{
+                        figure: statistics.median(run[figure] for run in measured)
+                        for figure in ("rps", "p50", "p99")
+                    },
+                    "paired": statistics.median(paired),
+                    "paired_min": min(paired),
+                    "paired_max": max(paired),
                 }
 
 
@@ -394,7 +406,12 @@ def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
                 )
             relay = results[("llmrelay", stream, connections)]["rps"]
             bare = results[("bare", stream, connections)]["rps"]
-            print(f"{'':10} {'':>5} llmrelay / bare requests/s: {relay / bare:.2f}")
+            paired = results[("llmrelay", stream, connections)]
+            print(
+                f"{'':10} {'':>5} llmrelay / bare requests/s: {relay / bare:.2f} (medians);"
+                f" {paired['paired']:.2f} (median of rounds, each llmrelay / bare;"
+                f" {paired['paired_min']:.2f}-{paired['paired_max']:.2f})"
+            )
             if "litellm" in names:
                 ratio = relay / results[("litellm", stream, connections)]["rps"]
                 print(f"{'':10} {'':>5} llmrelay / litellm requests/s: {ratio:.1f}x")

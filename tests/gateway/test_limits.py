@@ -13,7 +13,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import Server, configured_server, start_server, stop_server
+from tests.conftest import API_KEY, Server, configured_server, start_server, stop_server
 from tests.spec import ValidatingTransport, validate
 from tests.upstream import SLOW_REST_PAUSE, Upstream, relay_models
 
@@ -147,6 +147,36 @@ def test_responses_that_charge_nothing_tell_where_the_limits_stand(
         assert headers["x-ratelimit-limit-tokens"] == "100000"
         assert 0 < 100000 - int(headers["x-ratelimit-remaining-tokens"]) <= 200  # settled or not
         assert headers["x-ratelimit-reset-requests"].endswith("s")
+
+
+def test_keys_without_limits_report_them_unlimited(relay: Server, sdk_for: Any) -> None:
+    unlimited = str(2**31 - 1)
+    keys = [
+        (API_KEY, None),  # a key from the config
+        (new_key(relay, budget_tokens=10**6)["key"], None),
+        (new_key(relay, rpm=7)["key"], 7),
+    ]
+    for key, rpm in keys:
+        sdk = sdk_for(key)
+        answer = sdk.chat.completions.with_raw_response.create(model="relay-answer", messages=HELLO)
+        with sdk.chat.completions.with_streaming_response.create(
+            model="relay-answer", messages=HELLO, stream=True
+        ) as streamed:
+            list(streamed.parse())
+        with pytest.raises(openai.BadRequestError) as invalid:
+            sdk.chat.completions.create(model="relay-answer", messages=HELLO, temperature=5)
+        listed = sdk.models.with_raw_response.list()
+        for headers in (answer.headers, streamed.headers, invalid.value.response.headers):
+            assert headers["x-ratelimit-limit-tokens"] == unlimited
+            assert headers["x-ratelimit-remaining-tokens"] == unlimited
+            assert headers["x-ratelimit-reset-tokens"] == "0s"
+        for headers in (answer.headers, streamed.headers, listed.headers):
+            if rpm is None:
+                assert headers["x-ratelimit-limit-requests"] == unlimited
+                assert headers["x-ratelimit-reset-requests"] == "0s"
+            else:  # its requests are limited, its tokens are not
+                assert headers["x-ratelimit-limit-requests"] == str(rpm)
+                assert int(headers["x-ratelimit-remaining-requests"]) < rpm
 
 
 def test_parallel_requests_cannot_overspend_a_budget(relay: Server) -> None:

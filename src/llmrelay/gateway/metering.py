@@ -22,18 +22,28 @@ from llmrelay.protocol.events import DONE, data_payloads
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream, StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
-from llmrelay.store.ledger import Ledger, UsageRecord
-from llmrelay.store.schema import utcnow
+from llmrelay.store.ledger import Ledger
 
 Settle = Callable[[int], None]
 
 
 class Meter:
+    __slots__ = (
+        "_finished",
+        "_key_id",
+        "_ledger",
+        "_request",
+        "_request_id",
+        "_settle",
+        "_started",
+        "_time",
+        "_ttft_ms",
+    )
+
     def __init__(
         self,
         ledger: Ledger | None,
         request: ChatRequest,
-        *,
         key_id: str | None,
         request_id: str,
         settle: Settle | None = None,
@@ -43,7 +53,7 @@ class Meter:
         self._key_id = key_id
         self._request_id = request_id
         self._settle = settle
-        self._created_at = utcnow()
+        self._time = time.time()  # the row's time; the ledger turns it into its column's type
         self._started = time.perf_counter()
         self._ttft_ms: float | None = None
         self._finished = False
@@ -54,27 +64,31 @@ class Meter:
         if self._ttft_ms is None and _generated(item):
             self._ttft_ms = (time.perf_counter() - self._started) * 1000
 
-    async def finish(
+    async def finish_counting(self, forwarded: list[StreamItem], **outcome: Any) -> None:
+        """``finish`` for a stream that sent no usage: what was forwarded is counted."""
+        if self._finished:
+            return
+        usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
+        self.finish(usage=usage, **outcome)
+
+    def finish(
         self,
-        *,
         usage: dict[str, Any] | None = None,
         model: str | None = None,
         failure: BaseException | None = None,
         disconnected: bool = False,
-        forwarded: list[StreamItem] | None = None,
     ) -> None:
-        """Write the row, once; without usage, count what was forwarded."""
+        """Write the row, once."""
         if self._finished:
             return
         self._finished = True
         latency_ms = (time.perf_counter() - self._started) * 1000
         status, error_code = 200, None
-        if isinstance(failure, LLMRelayError):
-            status, error_code = failure.status, failure.code or failure.type
-        elif failure is not None:
-            status, error_code = 500, "server_error"
-        if not usage and forwarded:
-            usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
+        if failure is not None:
+            if isinstance(failure, LLMRelayError):
+                status, error_code = failure.status, failure.code or failure.type
+            else:
+                status, error_code = 500, "server_error"
         prompt = completion = 0
         source = "none"
         if usage:
@@ -83,8 +97,8 @@ class Meter:
             source = "counted" if isinstance(usage, CountedUsage) else "reported"
         if self._ledger is not None:
             self._ledger.record(
-                UsageRecord(  # positional: a call with 15 keywords costs as much as the rest
-                    self._created_at,
+                (
+                    self._time,
                     self._request_id,
                     self._key_id,
                     self._request.model,
@@ -140,9 +154,10 @@ class MeteredStream:
         await self._finish(disconnected=True)
 
     async def _finish(self, **outcome: Any) -> None:
-        await self._meter.finish(
-            usage=self._usage, model=self._model, forwarded=self._forwarded, **outcome
-        )
+        if self._usage or not self._forwarded:
+            self._meter.finish(usage=self._usage, model=self._model, **outcome)
+        else:
+            await self._meter.finish_counting(self._forwarded, model=self._model, **outcome)
 
 
 _GENERATED = re.compile(rb'"(?:content|arguments|refusal)":"[^"]')

@@ -8,7 +8,8 @@ ends and settle what admitting it charged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import functools
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 from llmrelay.errors import LLMRelayError
@@ -70,7 +71,7 @@ class Gateway:
             return await self.router.complete(request)
         meter = self._meter(caller, request, admission, request_id)
         result = await _metered(meter, admission, self.router.complete(request))
-        await meter.finish(usage=result.get("usage"), model=result.get("model"))
+        meter.finish(result.get("usage"), result.get("model"))
         return result
 
     async def stream(
@@ -84,12 +85,9 @@ class Gateway:
     def _meter(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> Meter:
-        def settle(used: int) -> None:
-            self.limiter.settle(admission, used)
-
-        key_id = caller.id if caller else None
+        settle = functools.partial(self.limiter.settle, admission) if admission.charges else None
         ledger = self.ledger if self.metering else None
-        return Meter(ledger, request, key_id=key_id, request_id=request_id, settle=settle)
+        return Meter(ledger, request, caller.id if caller else None, request_id, settle)
 
 
 async def _metered(meter: Meter, admission: Admission, work: Awaitable[T]) -> T:
@@ -97,14 +95,14 @@ async def _metered(meter: Meter, admission: Admission, work: Awaitable[T]) -> T:
     try:
         return await work
     except asyncio.CancelledError:
-        await meter.finish(disconnected=True)
+        meter.finish(disconnected=True)
         raise
     except Exception as exc:
-        await meter.finish(failure=_with_headers(exc, admission.headers))
+        meter.finish(failure=_with_headers(exc, admission.headers))
         raise
 
 
-def _with_headers(exc: Exception, headers: dict[str, str]) -> Exception:
+def _with_headers(exc: Exception, headers: Mapping[str, str]) -> Exception:
     """The error, telling the caller where its limits stand as well (its own headers win)."""
     if isinstance(exc, LLMRelayError):
         exc.headers = {**headers, **exc.headers}

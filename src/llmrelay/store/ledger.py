@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, NamedTuple
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import func, insert, select
 
@@ -23,24 +25,43 @@ from llmrelay.store.schema import UsageRow
 log = logging.getLogger(__name__)
 
 
-class UsageRecord(NamedTuple):
-    """One request's row, its fields in the order of the usage table's columns."""
-
-    created_at: datetime
-    request_id: str
-    key_id: str | None
-    model_requested: str
-    model_served: str | None
-    backend: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    usage_source: str  # reported (by the backend), counted (by llmrelay), none
-    status: int
-    error_code: str | None
-    stream: bool
-    ttft_ms: float | None
-    latency_ms: float
-    disconnected: bool
+#: the usage table's columns, in the order of a record's fields
+USAGE_FIELDS = (
+    "created_at",  # seconds since the epoch, as ``time.time()`` gives it
+    "request_id",
+    "key_id",
+    "model_requested",
+    "model_served",
+    "backend",
+    "prompt_tokens",
+    "completion_tokens",
+    "usage_source",  # reported (by the backend), counted (by llmrelay), none
+    "status",
+    "error_code",
+    "stream",
+    "ttft_ms",
+    "latency_ms",
+    "disconnected",
+)
+#: one request's row, a plain tuple in the order of ``USAGE_FIELDS`` (a NamedTuple's
+#: constructor costs eight times as much)
+UsageRecord = tuple[
+    float,
+    str,
+    str | None,
+    str,
+    str | None,
+    str | None,
+    int,
+    int,
+    str,
+    int,
+    str | None,
+    bool,
+    float | None,
+    float,
+    bool,
+]
 
 
 class Ledger:
@@ -54,16 +75,16 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         # compiled once, executed by the driver itself: SQLAlchemy's per-row processing would
         # cost three times the write
-        fields = list(UsageRecord._fields)
+        fields = list(USAGE_FIELDS)
         compiled = insert(UsageRow).compile(dialect=database.engine.dialect, column_keys=fields)
         assert compiled.positiontup == fields, "a record is handed over as the row it is"
         self._insert = compiled.string
-        self._texts_times = database.engine.dialect.name == "sqlite"
-        if self._texts_times:
+        self._sqlite = database.engine.dialect.name == "sqlite"
+        if self._sqlite:
             # given a bool or None, sqlite3 looks for an adapter by raising and catching two
             # AttributeErrors, a third of a row's cost; these are found at once, store the same
             sqlite3.register_adapter(bool, int)
-            sqlite3.register_adapter(type(None), _null)
+            sqlite3.register_adapter(type(None), _as_null)
 
     def record(self, record: UsageRecord) -> None:
         """Queue a row; never waits."""
@@ -95,11 +116,12 @@ class Ledger:
             log.exception("writing %d usage rows failed; they are kept for the next try", len(rows))
 
     def _encoded(self, rows: list[UsageRecord]) -> Sequence[tuple[Any, ...]]:
-        if not self._texts_times:
-            return rows
-        # SQLite is given the time as the text SQLAlchemy stores there: its sqlite3 adapter
-        # would cost more than the rest of the row
-        return [(row[0].isoformat(" ", "microseconds"), *row[1:]) for row in rows]
+        """The rows with their time as the column takes it: a naive UTC datetime, which
+        SQLite is given as the text SQLAlchemy stores there (its sqlite3 adapter would cost
+        more than the rest of the row)."""
+        if self._sqlite:
+            return [(_sqlite_time(row[0]), *row[1:]) for row in rows]
+        return [(_utc(row[0]), *row[1:]) for row in rows]
 
     async def aclose(self) -> None:
         """Let the writer finish its write, then write what is left."""
@@ -156,8 +178,30 @@ class Ledger:
             }
 
 
-def _null(value: None) -> None:
-    return None
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _utc(seconds: float) -> datetime:
+    """Naive UTC, as the store keeps times (``datetime.now(UTC).replace(tzinfo=None)`` costs
+    several times as much)."""
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+#: None for None, the way sqlite3 wants an adapter to say NULL: an empty dict's ``get`` does it
+#: without the Python call an adapter function would cost
+_as_null = cast(Callable[[None], None], {}.get)
+
+
+def _sqlite_time(seconds: float) -> str:
+    """``_utc(seconds)`` as the text SQLAlchemy stores on SQLite, a quarter of the cost: a
+    batch's rows share a few seconds."""
+    whole = int(seconds)
+    return f"{_second(whole)}.{int((seconds - whole) * 1_000_000):06d}"
+
+
+@functools.lru_cache(maxsize=8)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
 
 
 def _counts(row: Any) -> dict[str, int]:

@@ -1,0 +1,158 @@
+"""Where the counts behind rate limits and budgets live, and how a request is charged to them.
+
+``LocalCounters`` keep them in this process; ``SharedCounters`` on Redis, through the ``limits``
+package's storage, so that every instance on that Redis counts against one limit. Either way a
+request is charged in one call (``charge``): each of its charges is added to its counter in
+turn unless that would pass the counter's limit, and the first that would stops the rest.
+Corrections after a request (``owe``) are applied at once here, and gathered on Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from limits.aio.storage import Storage
+from limits.storage import storage_from_string
+
+from llmrelay.gateway.periodic import Periodic
+
+SETTLE_SECONDS = 0.1
+_SWEEP_SECONDS = 60
+_NO_LIMIT = 2**62
+
+
+#: a charge: its counter, the seconds the counter lives from its first charge, the cost and the
+#: limit (plain tuples: a NamedTuple's constructor costs as much as the charge)
+Charge = tuple[str, int, int, int]
+#: what ``charge`` did: the counts after each charge it made, and for the one that would have
+#: passed its limit (if any) the count it found; then that charge's index
+Charged = tuple[list[int], int | None]
+
+
+class Counters(Protocol):
+    async def charge(self, charges: list[Charge]) -> Charged: ...
+
+    def owe(self, key: str, expiry: int, amount: int) -> None:
+        """Correct a counter by ``amount`` (what a request charged against what it used)."""
+
+    async def get(self, key: str) -> int: ...
+
+    async def add(self, key: str, expiry: int, amount: int) -> int:
+        """Add to a counter whatever its limit; its count after."""
+
+    def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalCounters:
+    """Counters in this process, each dropped ``expiry`` seconds after it began.
+
+    Not ``limits``' memory storage: that one starts an asyncio task on nearly every call to look
+    for expired counters, and looks through all of them (4.7 µs a call in a tight loop, where
+    that task never got to run; more in the server). Here a charge is a dictionary lookup, and
+    expired counters are swept once a minute.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, list[float]] = {}  # key -> [count, when it expires]
+        self._next_sweep = 0.0
+
+    async def charge(self, charges: list[Charge]) -> Charged:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        counts: list[int] = []
+        for key, expiry, cost, limit in charges:
+            entry = self._counts.get(key)
+            if entry is None or entry[1] <= now:
+                entry = self._counts[key] = [0, now + expiry]
+            if entry[0] + cost > limit:
+                counts.append(int(entry[0]))
+                return counts, len(counts) - 1
+            entry[0] += cost
+            counts.append(int(entry[0]))
+        return counts, None
+
+    def owe(self, key: str, expiry: int, amount: int) -> None:
+        entry = self._counts.get(key)
+        if entry is not None:  # (one that expired meanwhile has nothing to correct)
+            entry[0] += amount
+
+    async def add(self, key: str, expiry: int, amount: int) -> int:
+        counts, _ = await self.charge([(key, expiry, amount, _NO_LIMIT)])
+        return counts[0]
+
+    async def get(self, key: str) -> int:
+        entry = self._counts.get(key)
+        return int(entry[0]) if entry is not None and entry[1] > time.time() else 0
+
+    def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def _sweep(self, now: float) -> None:
+        self._counts = {k: entry for k, entry in self._counts.items() if entry[1] > now}
+        self._next_sweep = now + _SWEEP_SECONDS
+
+
+class SharedCounters:
+    """Counters on Redis (``limits``' async Redis storage), shared by every instance on it.
+
+    A charge is one ``incr`` per counter, taken back if it passed the limit. Corrections are
+    gathered and applied every ``SETTLE_SECONDS`` rather than one round trip per request; a
+    charge that would be refused first applies what its counter is owed. Until then a counter
+    holds a little more than was used: it can refuse early, never admit too much.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        storage = storage_from_string(f"async+{redis_url}")
+        assert isinstance(storage, Storage)  # the async+ scheme makes one
+        self._storage = storage
+        self._owed: dict[str, list[int]] = {}  # counter -> [its expiry, correction]
+        self._settling = Periodic(SETTLE_SECONDS, self._apply_owed, "applying settlements")
+
+    async def charge(self, charges: list[Charge]) -> Charged:
+        counts: list[int] = []
+        for index, (key, expiry, cost, limit) in enumerate(charges):
+            used = await self._storage.incr(key, expiry, cost)
+            if used > limit and key in self._owed:
+                used = await self._storage.incr(key, expiry, self._owed.pop(key)[1])
+            if used > limit:
+                counts.append(await self._storage.incr(key, expiry, -cost))
+                return counts, index
+            counts.append(used)
+        return counts, None
+
+    def owe(self, key: str, expiry: int, amount: int) -> None:
+        if (owed := self._owed.get(key)) is not None:
+            owed[1] += amount
+        else:
+            self._owed[key] = [expiry, amount]
+
+    async def add(self, key: str, expiry: int, amount: int) -> int:
+        return await self._storage.incr(key, expiry, amount)
+
+    async def get(self, key: str) -> int:
+        return await self._storage.get(key)
+
+    def start(self) -> None:
+        self._settling.start()
+
+    async def aclose(self) -> None:
+        await self._settling.stop()
+        await self._apply_owed()
+
+    async def _apply_owed(self) -> None:
+        owed, self._owed = self._owed, {}
+        try:
+            for key in list(owed):
+                expiry, amount = owed[key]
+                await self._storage.incr(key, expiry, amount)
+                del owed[key]
+        finally:  # what could not be applied (Redis away) is still owed
+            for key, (expiry, amount) in owed.items():
+                self.owe(key, expiry, amount)
