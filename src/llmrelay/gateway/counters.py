@@ -56,7 +56,7 @@ class LocalCounters:
     """
 
     def __init__(self) -> None:
-        self._counts: dict[str, list[float]] = {}  # key -> [count, when it expires]
+        self._counts: dict[str, _Count] = {}
         self._next_sweep = 0.0
 
     async def charge(self, charges: list[Charge]) -> Charged:
@@ -65,28 +65,28 @@ class LocalCounters:
             self._sweep(now)
         counts: list[int] = []
         for key, expiry, cost, limit in charges:
-            entry = self._counts.get(key)
-            if entry is None or entry[1] <= now:
-                entry = self._counts[key] = [0, now + expiry]
-            if entry[0] + cost > limit:
-                counts.append(int(entry[0]))
+            count = self._counts.get(key)
+            if count is None or count.expires <= now:
+                count = self._counts[key] = _Count(now + expiry)
+            if count.n + cost > limit:
+                counts.append(count.n)
                 return counts, len(counts) - 1
-            entry[0] += cost
-            counts.append(int(entry[0]))
+            count.n += cost
+            counts.append(count.n)
         return counts, None
 
     def owe(self, key: str, expiry: int, amount: int) -> None:
-        entry = self._counts.get(key)
-        if entry is not None:  # (one that expired meanwhile has nothing to correct)
-            entry[0] += amount
+        count = self._counts.get(key)
+        if count is not None:  # (one that expired meanwhile has nothing to correct)
+            count.n += amount
 
     async def add(self, key: str, expiry: int, amount: int) -> int:
         counts, _ = await self.charge([(key, expiry, amount, _NO_LIMIT)])
         return counts[0]
 
     async def get(self, key: str) -> int:
-        entry = self._counts.get(key)
-        return int(entry[0]) if entry is not None and entry[1] > time.time() else 0
+        count = self._counts.get(key)
+        return count.n if count is not None and count.expires > time.time() else 0
 
     def start(self) -> None:
         pass
@@ -95,8 +95,16 @@ class LocalCounters:
         pass
 
     def _sweep(self, now: float) -> None:
-        self._counts = {k: entry for k, entry in self._counts.items() if entry[1] > now}
+        self._counts = {k: count for k, count in self._counts.items() if count.expires > now}
         self._next_sweep = now + _SWEEP_SECONDS
+
+
+class _Count:
+    __slots__ = ("expires", "n")
+
+    def __init__(self, expires: float) -> None:
+        self.n = 0
+        self.expires = expires
 
 
 class SharedCounters:

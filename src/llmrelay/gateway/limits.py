@@ -76,6 +76,8 @@ class Limiter:
         self._counters: Counters = SharedCounters(redis_url) if redis_url else LocalCounters()
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
+        # key id -> (minute, its requests window, its tokens window): named once a minute
+        self._windows: dict[str, tuple[int, str, str]] = {}
 
     async def start(self) -> None:
         self._counters.start()
@@ -108,14 +110,21 @@ class Limiter:
                 kind="tokens",
                 never=True,
             )
+        windows = self._windows.get(caller.id)
+        if windows is None or windows[0] != minute:
+            windows = self._windows[caller.id] = (
+                minute,
+                _window("requests", caller.id, minute),
+                _window("tokens", caller.id, minute),
+            )
         kinds: list[str] = []
         charges: list[Charge] = []
         if rpm:
             kinds.append("requests")
-            charges.append((_window("requests", caller.id, minute), _WINDOW_EXPIRY, 1, rpm))
+            charges.append((windows[1], _WINDOW_EXPIRY, 1, rpm))
         if tpm:
             kinds.append("tokens")
-            charges.append((_window("tokens", caller.id, minute), _WINDOW_EXPIRY, estimate, tpm))
+            charges.append((windows[2], _WINDOW_EXPIRY, estimate, tpm))
         if budget:
             kinds.append("budget")
             period, since, expiry = _period_at(caller.budget_period or "total", minute)
