@@ -143,10 +143,21 @@ def wait_http(url: str, headers: dict[str, str] | None = None, seconds: float = 
     raise RuntimeError(f"{url} did not answer")
 
 
+#: how the gateway runs: pinned to core 0
+PINNED = ["taskset", "-c", "0", sys.executable, "-m", "llmrelay"]
+
+
 def start_llmrelay(
-    work: Path, upstream: str, port: int, *, pipeline: bool
+    work: Path,
+    upstream: str,
+    port: int,
+    *,
+    pipeline: bool,
+    command: list[str] = PINNED,
+    start_seconds: float = 120,
 ) -> subprocess.Popen[bytes]:
-    """llmrelay on core 0; with ``pipeline``, the usage ledger on (otherwise off)."""
+    """llmrelay, run by ``command`` (its arguments follow); with ``pipeline``, the usage ledger
+    on (otherwise off)."""
     data = work / ("llmrelay" if pipeline else "bare")
     data.mkdir()
     config = data / "llmrelay.yaml"
@@ -164,24 +175,12 @@ def start_llmrelay(
         "LLMRELAY_DATA_DIR": str(data),
     }
     process = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "llmrelay",
-            "serve",
-            "--port",
-            str(port),
-            "--config",
-            str(config),
-        ],
+        [*command, "serve", "--port", str(port), "--config", str(config)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_http(f"http://127.0.0.1:{port}/health")
+    wait_http(f"http://127.0.0.1:{port}/health", seconds=start_seconds)
     return process
 
 
