@@ -110,21 +110,15 @@ class Limiter:
                 kind="tokens",
                 never=True,
             )
-        windows = self._windows.get(caller.id)
-        if windows is None or windows[0] != minute:
-            windows = self._windows[caller.id] = (
-                minute,
-                _window("requests", caller.id, minute),
-                _window("tokens", caller.id, minute),
-            )
+        requests_window, tokens_window = self._windows_of(caller.id, minute)
         kinds: list[str] = []
         charges: list[Charge] = []
         if rpm:
             kinds.append("requests")
-            charges.append((windows[1], _WINDOW_EXPIRY, 1, rpm))
+            charges.append((requests_window, _WINDOW_EXPIRY, 1, rpm))
         if tpm:
             kinds.append("tokens")
-            charges.append((windows[2], _WINDOW_EXPIRY, estimate, tpm))
+            charges.append((tokens_window, _WINDOW_EXPIRY, estimate, tpm))
         if budget:
             kinds.append("budget")
             period, since, expiry = _period_at(caller.budget_period or "total", minute)
@@ -158,14 +152,24 @@ class Limiter:
         now = time.time()
         minute = int(now) // _MINUTE
         reset = _duration((minute + 1) * _MINUTE - now)
-        for kind, names, limit in (
-            ("requests", _REQUESTS, caller.rpm),
-            ("tokens", _TOKENS, caller.tpm),
+        windows = self._windows_of(caller.id, minute)
+        for window, names, limit in zip(
+            windows, (_REQUESTS, _TOKENS), (caller.rpm, caller.tpm), strict=True
         ):
             if limit:
-                used = await self._counters.get(_window(kind, caller.id, minute))
-                _set_headers(headers, names, limit, used, reset)
+                _set_headers(headers, names, limit, await self._counters.get(window), reset)
         return headers
+
+    def _windows_of(self, key_id: str, minute: int) -> tuple[str, str]:
+        """The counters of a key's requests and tokens in ``minute`` (named once a minute)."""
+        named = self._windows.get(key_id)
+        if named is None or named[0] != minute:
+            named = self._windows[key_id] = (
+                minute,
+                f"llmrelay/requests/{key_id}/{minute}",
+                f"llmrelay/tokens/{key_id}/{minute}",
+            )
+        return named[1], named[2]
 
     def settle(self, admission: Admission, used: int) -> None:
         """Correct each counter by the difference between what admitting charged and
@@ -209,10 +213,6 @@ class Limiter:
                 if spent:
                     await self._counters.add(key, expiry, spent)
             self._seeded.add(key)
-
-
-def _window(kind: str, key_id: str, minute: int) -> str:
-    return f"llmrelay/{kind}/{key_id}/{minute}"
 
 
 def _set_headers(
