@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -194,13 +196,18 @@ def load_config(path: Path | None = None) -> Config:
     if env_key := os.environ.get("LLMRELAY_API_KEY"):
         keys.append(Secret(env_key))
     admin_key = os.environ.get("LLMRELAY_ADMIN_KEY") or raw.get("admin_key")
+    database_url = os.environ.get("LLMRELAY_DATABASE_URL") or raw.get("database_url")
+    if database_url and _in_memory(database_url):
+        raise ConfigError(
+            f"database_url {database_url}: keys and usage need a file to outlive a stop"
+        )
     kwargs: dict[str, Any] = {
         "host": server.get("host", DEFAULT_HOST),
         "port": int(server.get("port", DEFAULT_PORT)),
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
         "keys": tuple(keys),
         "admin_key": Secret(admin_key) if admin_key else None,
-        "database_url": os.environ.get("LLMRELAY_DATABASE_URL") or raw.get("database_url"),
+        "database_url": database_url,
         "redis_url": os.environ.get("LLMRELAY_REDIS_URL") or raw.get("redis_url"),
         "usage_ledger": bool(raw.get("usage_ledger", True)),
     }
@@ -222,6 +229,14 @@ def load_config(path: Path | None = None) -> Config:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cooldown: {exc}") from exc
     return Config(**kwargs)
+
+
+def _in_memory(database_url: str) -> bool:
+    try:
+        url = make_url(database_url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database_url: {exc}") from exc
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def _model(entry: dict[str, Any]) -> ModelConfig:

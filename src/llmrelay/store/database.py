@@ -24,8 +24,16 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", lambda dbapi, _: sqlite_pragmas(dbapi))
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite database's file (None on another database, or in memory)."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return url.database
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (Alembic), as start-up does."""
@@ -47,9 +55,9 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, record: object) -> None:
-    # WAL lets readers work beside the one writer; busy_timeout waits instead of failing with
-    # "database is locked" while another process writes; NORMAL syncs at checkpoints only
+def sqlite_pragmas(dbapi_connection: Any) -> None:
+    """WAL lets readers work beside the one writer; busy_timeout waits instead of failing with
+    "database is locked" while another connection writes; NORMAL syncs at checkpoints only."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable at checkpoints, safe

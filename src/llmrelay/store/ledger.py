@@ -1,25 +1,23 @@
 """``Ledger``: one row per request, written off the request path in batches.
 
 ``record`` only appends to a list; a background task writes what has gathered every
-``flush_seconds`` (or as soon as ``batch`` rows wait) in one INSERT. A failed write keeps its rows
-for the next attempt, and ``aclose`` writes the rest, so a normal stop loses nothing.
+``flush_seconds`` (or as soon as ``batch`` rows wait) in one transaction. A failed write keeps its
+rows for the next attempt, and ``aclose`` writes the rest, so a normal stop loses nothing. How a
+batch reaches the database: ``store/ledger_writes.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import sqlite3
-import time
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 
 from llmrelay.store.database import Database
+from llmrelay.store.ledger_writes import DriverWrites, SQLiteWrites, Writes
 from llmrelay.store.schema import UsageRow
 
 log = logging.getLogger(__name__)
@@ -78,13 +76,12 @@ class Ledger:
         fields = list(USAGE_FIELDS)
         compiled = insert(UsageRow).compile(dialect=database.engine.dialect, column_keys=fields)
         assert compiled.positiontup == fields, "a record is handed over as the row it is"
-        self._insert = compiled.string
-        self._sqlite = database.engine.dialect.name == "sqlite"
-        if self._sqlite:
-            # given a bool or None, sqlite3 looks for an adapter by raising and catching two
-            # AttributeErrors, a third of a row's cost; these are found at once, store the same
-            sqlite3.register_adapter(bool, int)
-            sqlite3.register_adapter(type(None), _as_null)
+        path = database.sqlite_path
+        self._writes: Writes = (
+            SQLiteWrites(path, compiled.string)
+            if path is not None
+            else DriverWrites(database.engine, compiled.string)
+        )
 
     def record(self, record: UsageRecord) -> None:
         """Queue a row; never waits."""
@@ -107,21 +104,12 @@ class Ledger:
         if not rows:
             return
         try:
-            async with self._db.engine.begin() as connection:
-                await connection.exec_driver_sql(self._insert, self._encoded(rows))
+            await self._writes.write(rows)
         except BaseException as exc:  # cancelled too: the rows go back, none is lost
             self._pending[:0] = rows
             if not isinstance(exc, Exception):
                 raise
             log.exception("writing %d usage rows failed; they are kept for the next try", len(rows))
-
-    def _encoded(self, rows: list[UsageRecord]) -> Sequence[tuple[Any, ...]]:
-        """The rows with their time as the column takes it: a naive UTC datetime, which
-        SQLite is given as the text SQLAlchemy stores there (its sqlite3 adapter would cost
-        more than the rest of the row)."""
-        if self._sqlite:
-            return [(_sqlite_time(row[0]), *row[1:]) for row in rows]
-        return [(_utc(row[0]), *row[1:]) for row in rows]
 
     async def aclose(self) -> None:
         """Let the writer finish its write, then write what is left."""
@@ -130,6 +118,7 @@ class Ledger:
         if self._task is not None:
             await self._task
         await self.flush()
+        await self._writes.aclose()
         if self._pending:
             log.error("%d usage rows could not be written at shutdown", len(self._pending))
 
@@ -176,32 +165,6 @@ class Ledger:
                 "totals": _counts(total),
                 "days": [{"date": str(row.day), **_counts(row)} for row in days],
             }
-
-
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _utc(seconds: float) -> datetime:
-    """Naive UTC, as the store keeps times (``datetime.now(UTC).replace(tzinfo=None)`` costs
-    several times as much)."""
-    return _EPOCH + timedelta(seconds=seconds)
-
-
-#: None for None, the way sqlite3 wants an adapter to say NULL: an empty dict's ``get`` does it
-#: without the Python call an adapter function would cost
-_as_null = cast(Callable[[None], None], {}.get)
-
-
-def _sqlite_time(seconds: float) -> str:
-    """``_utc(seconds)`` as the text SQLAlchemy stores on SQLite, a quarter of the cost: a
-    batch's rows share a few seconds."""
-    whole = int(seconds)
-    return f"{_second(whole)}.{int((seconds - whole) * 1_000_000):06d}"
-
-
-@functools.lru_cache(maxsize=8)
-def _second(whole: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
 
 
 def _counts(row: Any) -> dict[str, int]:

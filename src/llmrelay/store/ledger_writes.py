@@ -1,0 +1,135 @@
+"""How the ledger's batches reach the database: ``SQLiteWrites`` or ``DriverWrites``.
+
+SQLite: through a connection of the ledger's own, in a thread, one hop per batch, the rows in a
+few INSERTs of many rows each (``VALUES (...), (...), ...``). Through SQLAlchemy and aiosqlite a
+statement took about five hops between the event loop and aiosqlite's thread, and
+``executemany`` makes SQLite run its statement anew for every row, opening the table and both
+indexes each time: a row cost 48k instructions in all, 37k this way (10,000 rows in batches of
+500 under callgrind; 9k less per request in ``bench/instructions.py``).
+
+PostgreSQL (any other database): one ``executemany`` through the engine, which asyncpg sends as
+one pipeline.
+
+Either is given the rows as the ledger keeps them (time in seconds since the epoch) and turns
+the time into what the column takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llmrelay.store.database import sqlite_pragmas
+
+#: one request's row: the usage table's columns in the order of ``USAGE_FIELDS``
+Row = Sequence[Any]
+
+
+class Writes(Protocol):
+    async def write(self, rows: Sequence[Row]) -> None:
+        """Write the rows in one transaction, or none of them."""
+
+    async def aclose(self) -> None: ...
+
+
+class DriverWrites:
+    def __init__(self, engine: AsyncEngine, insert: str) -> None:
+        self._engine = engine
+        self._insert = insert
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        async with self._engine.begin() as connection:
+            await connection.exec_driver_sql(self._insert, [_naive_utc(row) for row in rows])
+
+    async def aclose(self) -> None:
+        pass  # the engine is the database's
+
+
+class SQLiteWrites:
+    """``path``: the database file (shared with the engine, which reads the rows)."""
+
+    def __init__(self, path: str, insert: str) -> None:
+        columns, _, values = insert.partition(" VALUES ")
+        self._inserts = {size: f"{columns} VALUES {', '.join([values] * size)}" for size in _CHUNKS}
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        # given a bool or None, sqlite3 looks for an adapter by raising and catching two
+        # AttributeErrors, a third of a row's cost; these are found at once, store the same
+        sqlite3.register_adapter(bool, int)
+        sqlite3.register_adapter(type(None), _as_null)
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        await asyncio.to_thread(self._write, rows)
+
+    def _write(self, rows: Sequence[Row]) -> None:
+        connection = self._connection
+        if connection is None:
+            # autocommit (isolation_level None): the transaction is the one begun below
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            sqlite_pragmas(connection)
+            self._connection = connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for size, values in _in_chunks([_sqlite_time(row) for row in rows]):
+                connection.executemany(self._inserts[size], values)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    async def aclose(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+#: the rows of one SQLite INSERT: a batch goes in as few as these make up, each statement
+#: prepared once (the largest takes 3,840 values, within SQLite's limit since 3.32)
+_CHUNKS = (256, 64, 16, 4, 1)
+
+
+def _in_chunks(rows: list[Row]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """The rows in runs of ``_CHUNKS`` sizes, largest first: each size with its runs' values."""
+    start = 0
+    for size in _CHUNKS:
+        runs = []
+        while len(rows) - start >= size:
+            runs.append(tuple(itertools.chain.from_iterable(rows[start : start + size])))
+            start += size
+        if runs:
+            yield size, runs
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _naive_utc(row: Row) -> tuple[Any, ...]:
+    """The row with its time a naive UTC datetime, as the store keeps times
+    (``datetime.now(UTC).replace(tzinfo=None)`` costs several times as much)."""
+    return (_EPOCH + timedelta(seconds=row[0]), *row[1:])
+
+
+def _sqlite_time(row: Row) -> tuple[Any, ...]:
+    """The row with its time the text SQLAlchemy stores on SQLite for a naive UTC datetime, at a
+    quarter of the cost of making the datetime (a batch's rows share a few seconds)."""
+    seconds = row[0]
+    whole = int(seconds)
+    return (f"{_second(whole)}.{int((seconds - whole) * 1_000_000):06d}", *row[1:])
+
+
+@functools.lru_cache(maxsize=8)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
+
+
+#: None for None, the way sqlite3 wants an adapter to say NULL: an empty dict's ``get`` does it
+#: without the Python call an adapter function would cost
+_as_null = cast(Callable[[None], None], {}.get)

@@ -1,0 +1,83 @@
+"""The usage ledger's writes on SQLite and on PostgreSQL: every row of a batch, as it was given."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from llmrelay.config import ConfigError, load_config
+from llmrelay.store.database import Database, sqlite_url
+from llmrelay.store.ledger import USAGE_FIELDS, Ledger, UsageRecord
+from llmrelay.store.schema import UsageRow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
+) -> AsyncIterator[Ledger]:
+    database = Database(sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url)
+    await database.migrate()
+    ledger = Ledger(database)
+    yield ledger
+    await ledger.aclose()
+    await database.aclose()
+
+
+def record(key_id: str, n: int, started: float) -> UsageRecord:
+    failed = n % 3 == 0
+    return (
+        started + n / 1000,
+        f"chatcmpl-{n}",
+        key_id,
+        "gpt-4o-mini",
+        None if failed else "served-model",
+        "openai:http://127.0.0.1:9/v1",
+        n,
+        2 * n,
+        "reported",
+        502 if failed else 200,
+        "upstream_error" if failed else None,
+        n % 2 == 0,
+        None if failed else n / 7,
+        n * 1.5,
+        n % 5 == 0,
+    )
+
+
+# 341 rows: one of each size a SQLite batch is cut in (256 + 64 + 16 + 4 + 1)
+@pytest.mark.parametrize("count", [1, 341, 700])
+async def test_a_batch_is_written_row_for_row(ledger: Ledger, count: int) -> None:
+    key_id = secrets.token_hex(8)
+    started = time.time()
+    records = [record(key_id, n, started) for n in range(count)]
+    for one in records:
+        ledger.record(one)
+    await ledger.flush()
+
+    async with ledger._db.session() as session:
+        rows = await session.scalars(
+            select(UsageRow).where(UsageRow.key_id == key_id).order_by(UsageRow.prompt_tokens)
+        )
+        written = [tuple(getattr(row, field) for field in USAGE_FIELDS) for row in rows]
+    expected = [(datetime.fromtimestamp(r[0], UTC).replace(tzinfo=None), *r[1:]) for r in records]
+    assert len(written) == count
+    for got, want in zip(written, expected, strict=True):
+        assert abs((got[0] - want[0]).total_seconds()) < 2e-6  # microseconds, as stored
+        assert got[1:] == want[1:]
+    assert await ledger.spent(key_id, None) == sum(3 * n for n in range(count))
+
+
+def test_an_in_memory_sqlite_database_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLMRELAY_DATABASE_URL", raising=False)
+    config = tmp_path / "llmrelay.yaml"
+    config.write_text("database_url: 'sqlite+aiosqlite:///:memory:'\n")
+    with pytest.raises(ConfigError, match="database_url"):
+        load_config(config)
