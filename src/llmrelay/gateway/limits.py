@@ -70,14 +70,45 @@ class Admission:
         self.wait = 0.0  # seconds until the key's windows (both the same clock minute) reset
 
 
+class _Plan:
+    """What admitting a key's requests in one clock minute needs that is the same for each: its
+    counters named, its one-request charge, the kinds of its charges in order. Made again when
+    the minute turns or the key changes (a changed key is a new record)."""
+
+    __slots__ = ("budget", "budget_expiry", "kinds", "minute", "record", "request", "tokens")
+
+    def __init__(self, record: KeyRecord, minute: int) -> None:
+        self.record = record
+        self.minute = minute
+        self.request: Charge | None = None
+        self.tokens = f"llmrelay/tokens/{record.id}/{minute}"
+        self.budget = ""
+        self.budget_expiry = 0
+        kinds = []
+        if record.rpm:
+            kinds.append("requests")
+            self.request = (
+                f"llmrelay/requests/{record.id}/{minute}",
+                _WINDOW_EXPIRY,
+                1,
+                record.rpm,
+            )
+        if record.tpm:
+            kinds.append("tokens")
+        if record.budget_tokens:
+            kinds.append("budget")
+            period, _, self.budget_expiry = _period_at(record.budget_period or "total", minute)
+            self.budget = f"llmrelay/budget/{record.id}/{period}/{record.budget_tokens}"
+        self.kinds = tuple(kinds)
+
+
 class Limiter:
     def __init__(self, ledger: Ledger, redis_url: str | None = None) -> None:
         self._ledger = ledger
         self._counters: Counters = SharedCounters(redis_url) if redis_url else LocalCounters()
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
-        # key id -> (minute, its requests window, its tokens window): named once a minute
-        self._windows: dict[str, tuple[int, str, str]] = {}
+        self._plans: dict[str, _Plan] = {}  # by key id
 
     async def start(self) -> None:
         self._counters.start()
@@ -110,22 +141,13 @@ class Limiter:
                 kind="tokens",
                 never=True,
             )
-        requests_window, tokens_window = self._windows_of(caller.id, minute)
-        kinds: list[str] = []
-        charges: list[Charge] = []
-        if rpm:
-            kinds.append("requests")
-            charges.append((requests_window, _WINDOW_EXPIRY, 1, rpm))
+        plan = await self._plan(caller, minute)
+        charges = [plan.request] if plan.request else []
         if tpm:
-            kinds.append("tokens")
-            charges.append((tokens_window, _WINDOW_EXPIRY, estimate, tpm))
+            charges.append((plan.tokens, _WINDOW_EXPIRY, estimate, tpm))
         if budget:
-            kinds.append("budget")
-            period, since, expiry = _period_at(caller.budget_period or "total", minute)
-            key = f"llmrelay/budget/{caller.id}/{period}/{budget}"
-            if key not in self._seeded:
-                await self._seed(caller.id, key, since, expiry)
-            charges.append((key, expiry, body_size + output + TEMPLATE_TOKENS, budget))
+            cost = body_size + output + TEMPLATE_TOKENS
+            charges.append((plan.budget, plan.budget_expiry, cost, budget))
         counts, refused = await self._counters.charge(charges)
         made = charges if refused is None else charges[:refused]
         admission.charges = made[1:] if rpm else made  # tokens are corrected, a request is one
@@ -133,43 +155,34 @@ class Limiter:
             self.settle(admission, 0)  # a refused request's tokens were not used
             admission.headers = await self.standing(caller)
             raise self._refusal(
-                kinds[refused], charges[refused], counts[refused], admission, caller
+                plan.kinds[refused], charges[refused], counts[refused], admission, caller
             )
-        headers = admission.headers = _UNLIMITED_HEADERS.copy()
-        reset = _duration(admission.wait)
-        if rpm:
-            _set_headers(headers, _REQUESTS, rpm, counts[0], reset)
-        if tpm:
-            _set_headers(headers, _TOKENS, tpm, counts[1 if rpm else 0], reset)
+        admission.headers = _headers(caller, counts, _duration(admission.wait))
         return admission
 
     async def standing(self, caller: KeyRecord | None) -> dict[str, str]:
         """The headers of the caller's windows as they stand, for a response that charged
         nothing."""
-        headers = _UNLIMITED_HEADERS.copy()
         if caller is None:
-            return headers
+            return _UNLIMITED_HEADERS.copy()
         now = time.time()
         minute = int(now) // _MINUTE
-        reset = _duration((minute + 1) * _MINUTE - now)
-        windows = self._windows_of(caller.id, minute)
-        for window, names, limit in zip(
-            windows, (_REQUESTS, _TOKENS), (caller.rpm, caller.tpm), strict=True
-        ):
-            if limit:
-                _set_headers(headers, names, limit, await self._counters.get(window), reset)
-        return headers
+        plan = await self._plan(caller, minute)
+        counts = []
+        if plan.request:
+            counts.append(await self._counters.get(plan.request[0]))
+        if caller.tpm:
+            counts.append(await self._counters.get(plan.tokens))
+        return _headers(caller, counts, _duration((minute + 1) * _MINUTE - now))
 
-    def _windows_of(self, key_id: str, minute: int) -> tuple[str, str]:
-        """The counters of a key's requests and tokens in ``minute`` (named once a minute)."""
-        named = self._windows.get(key_id)
-        if named is None or named[0] != minute:
-            named = self._windows[key_id] = (
-                minute,
-                f"llmrelay/requests/{key_id}/{minute}",
-                f"llmrelay/tokens/{key_id}/{minute}",
-            )
-        return named[1], named[2]
+    async def _plan(self, caller: KeyRecord, minute: int) -> _Plan:
+        """The caller's plan for ``minute``, its budget's counter started from the ledger."""
+        plan = self._plans.get(caller.id)
+        if plan is None or plan.minute != minute or plan.record is not caller:
+            plan = self._plans[caller.id] = _Plan(caller, minute)
+            if plan.budget and plan.budget not in self._seeded:
+                await self._seed(caller, plan.budget, minute)
+        return plan
 
     def settle(self, admission: Admission, used: int) -> None:
         """Correct each counter by the difference between what admitting charged and
@@ -202,25 +215,43 @@ class Limiter:
             headers={**admission.headers, "x-should-retry": "false"},
         )
 
-    async def _seed(self, key_id: str, key: str, since: datetime | None, expiry: int) -> None:
+    async def _seed(self, caller: KeyRecord, key: str, minute: int) -> None:
         """Start the period's counter from the ledger, once for all instances sharing it."""
         async with self._seeding:
             if key in self._seeded:
                 return
+            _, since, expiry = _period_at(caller.budget_period or "total", minute)
             if await self._counters.add(key + "/seeded", expiry, 1) == 1:
                 await self._ledger.flush()
-                spent = await self._ledger.spent(key_id, since)
+                spent = await self._ledger.spent(caller.id, since)
                 if spent:
                     await self._counters.add(key, expiry, spent)
             self._seeded.add(key)
 
 
-def _set_headers(
-    headers: dict[str, str], names: tuple[str, str, str], limit: int, used: int, reset: str
-) -> None:
-    headers[names[0]] = str(limit)
-    headers[names[1]] = str(limit - used) if used < limit else "0"
-    headers[names[2]] = reset
+def _headers(caller: KeyRecord, counts: list[int], reset: str) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers of a key whose windows hold ``counts``: of requests if it
+    has an rpm, then of tokens if it has a tpm (a budget's count may follow)."""
+    rpm, tpm = caller.rpm, caller.tpm
+    if rpm and tpm:  # the common case, in one step
+        requests, tokens = counts[0], counts[1]
+        return {
+            _REQUESTS[0]: str(rpm),
+            _REQUESTS[1]: str(rpm - requests) if requests < rpm else "0",
+            _REQUESTS[2]: reset,
+            _TOKENS[0]: str(tpm),
+            _TOKENS[1]: str(tpm - tokens) if tokens < tpm else "0",
+            _TOKENS[2]: reset,
+        }
+    headers = _UNLIMITED_HEADERS.copy()
+    limited = [(names, limit) for names, limit in ((_REQUESTS, rpm), (_TOKENS, tpm)) if limit]
+    for ((limit_name, remaining_name, reset_name), limit), used in zip(
+        limited, counts, strict=False
+    ):
+        headers[limit_name] = str(limit)
+        headers[remaining_name] = str(limit - used) if used < limit else "0"
+        headers[reset_name] = reset
+    return headers
 
 
 @functools.lru_cache(maxsize=16)
