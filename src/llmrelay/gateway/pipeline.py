@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Admission, Limiter
-from llmrelay.gateway.metering import Meter, MeteredStream
+from llmrelay.gateway.metering import Meter, metered
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream
 from llmrelay.router.router import Router
@@ -80,7 +80,7 @@ class Gateway:
         if not (self.metering or admission.charges):
             return await self.router.stream(request)
         meter = self._meter(caller, request, admission, request_id)
-        return MeteredStream(await _metered(meter, admission, self.router.stream(request)), meter)
+        return metered(await _metered(meter, admission, self.router.stream(request)), meter)
 
     def _meter(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
