@@ -233,15 +233,15 @@ def _headers(caller: KeyRecord, counts: list[int], reset: str) -> dict[str, str]
     """The ``x-ratelimit-*`` headers of a key whose windows hold ``counts``: of requests if it
     has an rpm, then of tokens if it has a tpm (a budget's count may follow)."""
     rpm, tpm = caller.rpm, caller.tpm
-    if rpm and tpm:  # the common case, in one step
+    if rpm and tpm:  # the common case, in one step (a dict display with constant keys)
         requests, tokens = counts[0], counts[1]
         return {
-            _REQUESTS[0]: str(rpm),
-            _REQUESTS[1]: str(rpm - requests) if requests < rpm else "0",
-            _REQUESTS[2]: reset,
-            _TOKENS[0]: str(tpm),
-            _TOKENS[1]: str(tpm - tokens) if tokens < tpm else "0",
-            _TOKENS[2]: reset,
+            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-remaining-requests": str(rpm - requests) if requests < rpm else "0",
+            "x-ratelimit-reset-requests": reset,
+            "x-ratelimit-limit-tokens": str(tpm),
+            "x-ratelimit-remaining-tokens": str(tpm - tokens) if tokens < tpm else "0",
+            "x-ratelimit-reset-tokens": reset,
         }
     headers = _UNLIMITED_HEADERS.copy()
     limited = [(names, limit) for names, limit in ((_REQUESTS, rpm), (_TOKENS, tpm)) if limit]
