@@ -14,7 +14,8 @@ async def test_a_charge_counts_until_its_limit() -> None:
     assert await counters.charge([rpm, tokens]) == ([2, 600], None)
     assert await counters.charge([rpm, tokens]) == ([2], 0), "a third passes the RPM"
     assert await counters.get("tokens") == 600, "a refused request charges nothing after it"
-    counters.owe("tokens", 60, -500)  # both used 50
+    counters.settle([tokens], 50)  # each of the two used 50
+    counters.settle([tokens], 50)
     assert await counters.charge([("tokens", 60, 900, 1000)]) == ([1000], None)
     assert await counters.charge([("tokens", 60, 1, 1000)]) == ([1000], 0)
 

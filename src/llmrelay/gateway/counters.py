@@ -4,7 +4,7 @@
 package's storage, so that every instance on that Redis counts against one limit. Either way a
 request is charged in one call (``charge``): each of its charges is added to its counter in
 turn unless that would pass the counter's limit, and the first that would stops the rest.
-Corrections after a request (``owe``) are applied at once here, and gathered on Redis.
+Corrections after a request (``settle``) are applied at once here, and gathered on Redis.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ Charged = tuple[list[int], int | None]
 class Counters(Protocol):
     async def charge(self, charges: list[Charge]) -> Charged: ...
 
-    def owe(self, key: str, expiry: int, amount: int) -> None:
-        """Correct a counter by ``amount`` (what a request charged against what it used)."""
+    def settle(self, charges: list[Charge], used: int) -> None:
+        """Correct each charge's counter by ``used`` less what the charge cost (what a request
+        used against what admitting it charged)."""
 
     async def get(self, key: str) -> int: ...
 
@@ -75,10 +76,11 @@ class LocalCounters:
             counts.append(count.n)
         return counts, None
 
-    def owe(self, key: str, expiry: int, amount: int) -> None:
-        count = self._counts.get(key)
-        if count is not None:  # (one that expired meanwhile has nothing to correct)
-            count.n += amount
+    def settle(self, charges: list[Charge], used: int) -> None:
+        for key, _, cost, _ in charges:
+            count = self._counts.get(key)
+            if count is not None:  # (one that expired meanwhile has nothing to correct)
+                count.n += used - cost
 
     async def add(self, key: str, expiry: int, amount: int) -> int:
         counts, _ = await self.charge([(key, expiry, amount, _NO_LIMIT)])
@@ -135,7 +137,12 @@ class SharedCounters:
             counts.append(used)
         return counts, None
 
-    def owe(self, key: str, expiry: int, amount: int) -> None:
+    def settle(self, charges: list[Charge], used: int) -> None:
+        for key, expiry, cost, _ in charges:
+            if used != cost:
+                self._owe(key, expiry, used - cost)
+
+    def _owe(self, key: str, expiry: int, amount: int) -> None:
         if (owed := self._owed.get(key)) is not None:
             owed[1] += amount
         else:
@@ -163,4 +170,4 @@ class SharedCounters:
                 del owed[key]
         finally:  # what could not be applied (Redis away) is still owed
             for key, (expiry, amount) in owed.items():
-                self.owe(key, expiry, amount)
+                self._owe(key, expiry, amount)

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -152,7 +152,7 @@ class Limiter:
         made = charges if refused is None else charges[:refused]
         admission.charges = made[1:] if rpm else made  # tokens are corrected, a request is one
         if refused is not None:
-            self.settle(admission, 0)  # a refused request's tokens were not used
+            self._counters.settle(admission.charges, 0)  # a refused request's were not used
             admission.headers = await self.standing(caller)
             raise self._refusal(
                 plan.kinds[refused], charges[refused], counts[refused], admission, caller
@@ -184,12 +184,12 @@ class Limiter:
                 await self._seed(caller, plan.budget, minute)
         return plan
 
-    def settle(self, admission: Admission, used: int) -> None:
-        """Correct each counter by the difference between what admitting charged and
-        ``used``."""
-        for key, expiry, charged, _ in admission.charges:
-            if used != charged:
-                self._counters.owe(key, expiry, used - charged)
+    def settlement(self, admission: Admission) -> Callable[[int], None] | None:
+        """What to tell the tokens a request used, to correct what admitting it charged (None:
+        it charged nothing to correct)."""
+        if not admission.charges:
+            return None
+        return functools.partial(self._counters.settle, admission.charges)
 
     def _refusal(
         self, kind: str, charge: Charge, used: int, admission: Admission, caller: KeyRecord

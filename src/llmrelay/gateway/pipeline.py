@@ -8,7 +8,6 @@ ends and settle what admitting it charged.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -85,8 +84,8 @@ class Gateway:
     def _meter(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> Meter:
-        settle = functools.partial(self.limiter.settle, admission) if admission.charges else None
         ledger = self.ledger if self.metering else None
+        settle = self.limiter.settlement(admission)
         return Meter(ledger, request, caller.id if caller else None, request_id, settle)
 
 
