@@ -11,7 +11,7 @@ requests, so that it weighs on each request as it does at full speed. Hash rando
 so that two runs count the same. It prints both counts and llmrelay / bare.
 
 Needs valgrind, nginx and wrk (the script installs them when it runs as root). Run:
-.venv/bin/python bench/instructions.py [--stream] [--requests 1000] [--connections 1]
+.venv/bin/python bench/instructions.py [--stream] [--requests 3000] [--connections 1]
 """
 
 from __future__ import annotations
@@ -124,8 +124,10 @@ def count(work: Path, upstream: str, *, pipeline: bool, args: argparse.Namespace
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stream", action="store_true", help="streamed answers")
-    parser.add_argument("--requests", type=int, default=1000, help="requests counted")
-    parser.add_argument("--warm-up", type=int, default=100, help="requests before counting")
+    parser.add_argument("--requests", type=int, default=3000, help="requests counted")
+    # enough for the ledger to have written batches of every size it cuts them in, so that the
+    # count holds no statement being prepared
+    parser.add_argument("--warm-up", type=int, default=1000, help="requests before counting")
     parser.add_argument("--connections", type=int, default=1, help="concurrent connections")
     args = parser.parse_args()
     if os.geteuid() == 0 and not shutil.which("valgrind"):
