@@ -64,12 +64,18 @@ class Meter:
         if self._ttft_ms is None and _generated(item):
             self._ttft_ms = (time.perf_counter() - self._started) * 1000
 
-    async def finish_counting(self, forwarded: list[StreamItem], **outcome: Any) -> None:
-        """``finish`` for a stream that sent no usage: what was forwarded is counted."""
-        if self._finished:
-            return
-        usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
-        self.finish(usage=usage, **outcome)
+    async def finish_stream(
+        self,
+        forwarded: list[StreamItem],
+        usage: dict[str, Any] | None,
+        model: str | None,
+        **outcome: Any,
+    ) -> None:
+        """``finish`` for a stream: from its usage chunk, or if it sent none, from what was
+        forwarded, counted."""
+        if not usage and forwarded and not self._finished:
+            usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
+        self.finish(usage, model, **outcome)
 
     def finish(
         self,
@@ -127,13 +133,6 @@ async def metered(chunks: ChunkStream, meter: Meter) -> AsyncGenerator[StreamIte
     forwarded: list[StreamItem] = []
     usage: dict[str, Any] | None = None
     model: str | None = None
-
-    async def finish(**outcome: Any) -> None:
-        if usage or not forwarded:
-            meter.finish(usage=usage, model=model, **outcome)
-        else:
-            await meter.finish_counting(forwarded, model=model, **outcome)
-
     try:
         async for item in chunks:
             meter.saw(item)
@@ -144,12 +143,12 @@ async def metered(chunks: ChunkStream, meter: Meter) -> AsyncGenerator[StreamIte
             yield item
     except (GeneratorExit, asyncio.CancelledError):  # closed, or cancelled, before its end
         await chunks.aclose()
-        await finish(disconnected=True)
+        await meter.finish_stream(forwarded, usage, model, disconnected=True)
         raise
     except Exception as exc:
-        await finish(failure=exc)
+        await meter.finish_stream(forwarded, usage, model, failure=exc)
         raise
-    await finish()
+    await meter.finish_stream(forwarded, usage, model)
 
 
 #: the fields of a delta that carry generated text, as an upstream frames them
