@@ -92,8 +92,10 @@ class SQLiteWrites:
 
 
 #: the rows of one SQLite INSERT: a batch goes in as few as these make up, each statement
-#: prepared once (the largest takes 3,840 values, within SQLite's limit since 3.32)
-_CHUNKS = (256, 64, 16, 4, 1)
+#: prepared once. The largest takes 960 values, within the limit of any SQLite (999 before 3.32),
+#: and binding them holds the GIL for about half a million instructions (256 rows cost no fewer
+#: instructions a row, and held it four times as long, which a request arriving meanwhile waits)
+_CHUNKS = (64, 16, 4, 1)
 
 
 def _in_chunks(rows: list[Row]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
