@@ -199,7 +199,7 @@ def load_config(path: Path | None = None) -> Config:
     database_url = os.environ.get("LLMRELAY_DATABASE_URL") or raw.get("database_url")
     if database_url and _in_memory(database_url):
         raise ConfigError(
-            f"database_url {database_url}: keys and usage need a file to outlive a stop"
+            f"database_url {database_url!r}: keys and usage need a file to outlive a stop"
         )
     kwargs: dict[str, Any] = {
         "host": server.get("host", DEFAULT_HOST),
