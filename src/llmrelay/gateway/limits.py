@@ -72,14 +72,25 @@ class Admission:
 
 class _Plan:
     """What admitting a key's requests in one clock minute needs that is the same for each: its
-    counters named, its one-request charge, the kinds of its charges in order. Made again when
-    the minute turns or the key changes (a changed key is a new record)."""
+    counters named, its one-request charge, the kinds of its charges in order, its limits as
+    headers write them. Made again when the minute turns or the key changes (a changed key is a
+    new record)."""
 
-    __slots__ = ("budget", "budget_expiry", "kinds", "minute", "record", "request", "tokens")
+    __slots__ = (
+        "budget",
+        "budget_expiry",
+        "kinds",
+        "limits",
+        "minute",
+        "record",
+        "request",
+        "tokens",
+    )
 
     def __init__(self, record: KeyRecord, minute: int) -> None:
         self.record = record
         self.minute = minute
+        self.limits = (str(record.rpm), str(record.tpm))
         self.request: Charge | None = None
         self.tokens = f"llmrelay/tokens/{record.id}/{minute}"
         self.budget = ""
@@ -141,7 +152,7 @@ class Limiter:
                 kind="tokens",
                 never=True,
             )
-        plan = await self._plan(caller, minute)
+        plan = self._current_plan(caller, minute) or await self._new_plan(caller, minute)
         charges = [plan.request] if plan.request else []
         if tpm:
             charges.append((plan.tokens, _WINDOW_EXPIRY, estimate, tpm))
@@ -157,7 +168,7 @@ class Limiter:
             raise self._refusal(
                 plan.kinds[refused], charges[refused], counts[refused], admission, caller
             )
-        admission.headers = _headers(caller, counts, _duration(admission.wait))
+        admission.headers = _headers(plan, counts, _duration(admission.wait))
         return admission
 
     async def standing(self, caller: KeyRecord | None) -> dict[str, str]:
@@ -167,21 +178,27 @@ class Limiter:
             return _UNLIMITED_HEADERS.copy()
         now = time.time()
         minute = int(now) // _MINUTE
-        plan = await self._plan(caller, minute)
+        plan = self._current_plan(caller, minute) or await self._new_plan(caller, minute)
         counts = []
         if plan.request:
             counts.append(await self._counters.get(plan.request[0]))
         if caller.tpm:
             counts.append(await self._counters.get(plan.tokens))
-        return _headers(caller, counts, _duration((minute + 1) * _MINUTE - now))
+        return _headers(plan, counts, _duration((minute + 1) * _MINUTE - now))
 
-    async def _plan(self, caller: KeyRecord, minute: int) -> _Plan:
-        """The caller's plan for ``minute``, its budget's counter started from the ledger."""
+    def _current_plan(self, caller: KeyRecord, minute: int) -> _Plan | None:
+        """The caller's plan if it is still the one for ``minute`` (a lookup, not a coroutine:
+        it is on every request)."""
         plan = self._plans.get(caller.id)
         if plan is None or plan.minute != minute or plan.record is not caller:
-            plan = self._plans[caller.id] = _Plan(caller, minute)
-            if plan.budget and plan.budget not in self._seeded:
-                await self._seed(caller, plan.budget, minute)
+            return None
+        return plan
+
+    async def _new_plan(self, caller: KeyRecord, minute: int) -> _Plan:
+        """The caller's plan for ``minute``, its budget's counter started from the ledger."""
+        plan = self._plans[caller.id] = _Plan(caller, minute)
+        if plan.budget and plan.budget not in self._seeded:
+            await self._seed(caller, plan.budget, minute)
         return plan
 
     def settlement(self, admission: Admission) -> Callable[[int], None] | None:
@@ -229,17 +246,17 @@ class Limiter:
             self._seeded.add(key)
 
 
-def _headers(caller: KeyRecord, counts: list[int], reset: str) -> dict[str, str]:
+def _headers(plan: _Plan, counts: list[int], reset: str) -> dict[str, str]:
     """The ``x-ratelimit-*`` headers of a key whose windows hold ``counts``: of requests if it
     has an rpm, then of tokens if it has a tpm (a budget's count may follow)."""
-    rpm, tpm = caller.rpm, caller.tpm
+    rpm, tpm = plan.record.rpm, plan.record.tpm
     if rpm and tpm:  # the common case, in one step (a dict display with constant keys)
         requests, tokens = counts[0], counts[1]
         return {
-            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-limit-requests": plan.limits[0],
             "x-ratelimit-remaining-requests": str(rpm - requests) if requests < rpm else "0",
             "x-ratelimit-reset-requests": reset,
-            "x-ratelimit-limit-tokens": str(tpm),
+            "x-ratelimit-limit-tokens": plan.limits[1],
             "x-ratelimit-remaining-tokens": str(tpm - tokens) if tokens < tpm else "0",
             "x-ratelimit-reset-tokens": reset,
         }

@@ -148,7 +148,10 @@ async def metered(chunks: ChunkStream, meter: Meter) -> AsyncGenerator[StreamIte
     except Exception as exc:
         await meter.finish_stream(forwarded, usage, model, failure=exc)
         raise
-    await meter.finish_stream(forwarded, usage, model)
+    if usage:  # the usual end, without a coroutine
+        meter.finish(usage, model)
+    else:
+        await meter.finish_stream(forwarded, usage, model)
 
 
 #: the fields of a delta that carry generated text, as an upstream frames them
