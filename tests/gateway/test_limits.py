@@ -44,6 +44,19 @@ def new_key(server: Server, **settings: Any) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def time_left_in_the_window(seconds: float = 10) -> None:
+    """Waits, if need be, for a clock minute (a window) with ``seconds`` left in it: counts
+    made before a minute turns are gone after it."""
+    left = 60 - time.time() % 60
+    if left < seconds:
+        time.sleep(left + 0.1)
+
+
+@pytest.fixture
+def one_window() -> None:
+    time_left_in_the_window()
+
+
 @pytest.fixture
 def sdk_for(relay: Server) -> Iterator[Any]:
     made: list[tuple[openai.OpenAI, ValidatingTransport]] = []
@@ -63,7 +76,7 @@ def sdk_for(relay: Server) -> Iterator[Any]:
         assert not transport.failures, "\n".join(transport.failures)
 
 
-def test_rpm_is_hit_exactly_at_its_count(relay: Server, sdk_for: Any) -> None:
+def test_rpm_is_hit_exactly_at_its_count(relay: Server, sdk_for: Any, one_window: None) -> None:
     sdk = sdk_for(new_key(relay, rpm=5)["key"])
     for remaining in (4, 3, 2, 1, 0):
         raw = sdk.chat.completions.with_raw_response.create(model="relay-answer", messages=HELLO)
@@ -82,7 +95,7 @@ def test_rpm_is_hit_exactly_at_its_count(relay: Server, sdk_for: Any) -> None:
 
 
 def test_tpm_admits_on_the_estimate_and_settles_on_the_real_count(
-    relay: Server, sdk_for: Any
+    relay: Server, sdk_for: Any, one_window: None
 ) -> None:
     sdk = sdk_for(new_key(relay, tpm=1000)["key"])
     with pytest.raises(openai.RateLimitError) as caught:  # could never fit in a minute
@@ -123,7 +136,7 @@ def test_streams_carry_the_rate_limit_headers(relay: Server, sdk_for: Any) -> No
 
 
 def test_responses_that_charge_nothing_tell_where_the_limits_stand(
-    relay: Server, sdk_for: Any
+    relay: Server, sdk_for: Any, one_window: None
 ) -> None:
     sdk = sdk_for(new_key(relay, rpm=10, tpm=100000, models=["relay-answer"])["key"])
     sdk.chat.completions.create(model="relay-answer", messages=HELLO, max_tokens=100)
@@ -149,7 +162,9 @@ def test_responses_that_charge_nothing_tell_where_the_limits_stand(
         assert headers["x-ratelimit-reset-requests"].endswith("s")
 
 
-def test_keys_without_limits_report_them_unlimited(relay: Server, sdk_for: Any) -> None:
+def test_keys_without_limits_report_them_unlimited(
+    relay: Server, sdk_for: Any, one_window: None
+) -> None:
     unlimited = str(2**31 - 1)
     keys = [
         (API_KEY, None),  # a key from the config
@@ -227,6 +242,7 @@ def test_two_instances_on_one_redis_share_a_limit(
     first = start_server(tmp_path / "one", env=env, args=args)
     second = start_server(tmp_path / "two", env=env, args=args)
     try:
+        time_left_in_the_window()
         key = new_key(first, rpm=4)["key"]
         clients = [sdk_for(key, first), sdk_for(key, second)]
         for sdk in clients * 2:  # wait for the second instance to know the key
