@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from llmrelay.store.database import sqlite_in_memory
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -197,7 +198,7 @@ def load_config(path: Path | None = None) -> Config:
         keys.append(Secret(env_key))
     admin_key = os.environ.get("LLMRELAY_ADMIN_KEY") or raw.get("admin_key")
     database_url = os.environ.get("LLMRELAY_DATABASE_URL") or raw.get("database_url")
-    if database_url and _in_memory(database_url):
+    if database_url and _sqlite_in_memory(database_url):
         raise ConfigError(
             f"database_url {database_url!r}: keys and usage need a file to outlive a stop"
         )
@@ -231,12 +232,11 @@ def load_config(path: Path | None = None) -> Config:
     return Config(**kwargs)
 
 
-def _in_memory(database_url: str) -> bool:
+def _sqlite_in_memory(database_url: str) -> bool:
     try:
-        url = make_url(database_url)
+        return sqlite_in_memory(database_url)
     except ArgumentError as exc:
         raise ConfigError(f"database_url: {exc}") from exc
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def _model(entry: dict[str, Any]) -> ModelConfig:

@@ -18,14 +18,12 @@ from llmrelay.store.schema import UsageRow
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def ledger(
+async def database(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[Ledger]:
+) -> AsyncIterator[Database]:
     database = Database(sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url)
     await database.migrate()
-    ledger = Ledger(database)
-    yield ledger
-    await ledger.aclose()
+    yield database
     await database.aclose()
 
 
@@ -52,7 +50,8 @@ def record(key_id: str, n: int, started: float) -> UsageRecord:
 
 # 85 rows: one of each size a SQLite batch is cut in (64 + 16 + 4 + 1); 700: many of them
 @pytest.mark.parametrize("count", [1, 85, 700])
-async def test_a_batch_is_written_row_for_row(ledger: Ledger, count: int) -> None:
+async def test_a_batch_is_written_row_for_row(database: Database, count: int) -> None:
+    ledger = Ledger(database)
     key_id = secrets.token_hex(8)
     started = time.time()
     records = [record(key_id, n, started) for n in range(count)]
@@ -60,7 +59,7 @@ async def test_a_batch_is_written_row_for_row(ledger: Ledger, count: int) -> Non
         ledger.record(one)
     await ledger.flush()
 
-    async with ledger._db.session() as session:
+    async with database.session() as session:
         rows = await session.scalars(
             select(UsageRow).where(UsageRow.key_id == key_id).order_by(UsageRow.prompt_tokens)
         )
@@ -71,6 +70,7 @@ async def test_a_batch_is_written_row_for_row(ledger: Ledger, count: int) -> Non
         assert abs((got[0] - want[0]).total_seconds()) < 2e-6  # microseconds, as stored
         assert got[1:] == want[1:]
     assert await ledger.spent(key_id, None) == sum(3 * n for n in range(count))
+    await ledger.aclose()
 
 
 def test_an_in_memory_sqlite_database_is_refused(

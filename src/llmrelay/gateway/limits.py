@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import NamedTuple
 
 from llmrelay.errors import QuotaExceededError, RateLimitError
 from llmrelay.gateway.counters import Charge, Counters, LocalCounters, SharedCounters
@@ -70,42 +71,49 @@ class Admission:
         self.wait = 0.0  # seconds until the key's windows (both the same clock minute) reset
 
 
+class _Window(NamedTuple):
+    """One of a key's per-minute windows, as its headers tell it."""
+
+    names: tuple[str, str, str]  # its limit's, remaining's and reset's headers
+    limit: int
+    limit_text: str
+    counter: str
+
+
 class _Plan:
     """What admitting a key's requests in one clock minute needs that is the same for each: its
-    counters named, its one-request charge, the kinds of its charges in order, its limits as
-    headers write them. Made again when the minute turns or the key changes (a changed key is a
-    new record)."""
+    counters named, its one-request charge, the kinds of its charges in order, its windows.
+    Made again when the minute turns or the key changes (a changed key is a new record)."""
 
     __slots__ = (
         "budget",
         "budget_expiry",
         "kinds",
-        "limits",
         "minute",
         "record",
         "request",
         "tokens",
+        "windows",
     )
 
     def __init__(self, record: KeyRecord, minute: int) -> None:
         self.record = record
         self.minute = minute
-        self.limits = (str(record.rpm), str(record.tpm))
         self.request: Charge | None = None
         self.tokens = f"llmrelay/tokens/{record.id}/{minute}"
         self.budget = ""
         self.budget_expiry = 0
         kinds = []
+        windows = []
         if record.rpm:
             kinds.append("requests")
-            self.request = (
-                f"llmrelay/requests/{record.id}/{minute}",
-                _WINDOW_EXPIRY,
-                1,
-                record.rpm,
-            )
+            requests = f"llmrelay/requests/{record.id}/{minute}"
+            self.request = (requests, _WINDOW_EXPIRY, 1, record.rpm)
+            windows.append(_Window(_REQUESTS, record.rpm, str(record.rpm), requests))
         if record.tpm:
             kinds.append("tokens")
+            windows.append(_Window(_TOKENS, record.tpm, str(record.tpm), self.tokens))
+        self.windows = tuple(windows)
         if record.budget_tokens:
             kinds.append("budget")
             period, _, self.budget_expiry = _period_at(record.budget_period or "total", minute)
@@ -179,11 +187,7 @@ class Limiter:
         now = time.time()
         minute = int(now) // _MINUTE
         plan = self._current_plan(caller, minute) or await self._new_plan(caller, minute)
-        counts = []
-        if plan.request:
-            counts.append(await self._counters.get(plan.request[0]))
-        if caller.tpm:
-            counts.append(await self._counters.get(plan.tokens))
+        counts = [await self._counters.get(window.counter) for window in plan.windows]
         return _headers(plan, counts, _duration((minute + 1) * _MINUTE - now))
 
     def _current_plan(self, caller: KeyRecord, minute: int) -> _Plan | None:
@@ -247,26 +251,24 @@ class Limiter:
 
 
 def _headers(plan: _Plan, counts: list[int], reset: str) -> dict[str, str]:
-    """The ``x-ratelimit-*`` headers of a key whose windows hold ``counts``: of requests if it
-    has an rpm, then of tokens if it has a tpm (a budget's count may follow)."""
-    rpm, tpm = plan.record.rpm, plan.record.tpm
-    if rpm and tpm:  # the common case, in one step (a dict display with constant keys)
+    """The ``x-ratelimit-*`` headers of a key whose windows hold ``counts`` (in the order of
+    ``plan.windows``; a budget's count may follow)."""
+    if len(plan.windows) == 2:  # both windows: one dict display, 5k instructions less than below
+        (_, rpm, rpm_text, _), (_, tpm, tpm_text, _) = plan.windows
         requests, tokens = counts[0], counts[1]
         return {
-            "x-ratelimit-limit-requests": plan.limits[0],
+            "x-ratelimit-limit-requests": rpm_text,
             "x-ratelimit-remaining-requests": str(rpm - requests) if requests < rpm else "0",
             "x-ratelimit-reset-requests": reset,
-            "x-ratelimit-limit-tokens": plan.limits[1],
+            "x-ratelimit-limit-tokens": tpm_text,
             "x-ratelimit-remaining-tokens": str(tpm - tokens) if tokens < tpm else "0",
             "x-ratelimit-reset-tokens": reset,
         }
     headers = _UNLIMITED_HEADERS.copy()
-    limited = [(names, limit) for names, limit in ((_REQUESTS, rpm), (_TOKENS, tpm)) if limit]
-    for ((limit_name, remaining_name, reset_name), limit), used in zip(
-        limited, counts, strict=False
-    ):
-        headers[limit_name] = str(limit)
-        headers[remaining_name] = str(limit - used) if used < limit else "0"
+    for window, used in zip(plan.windows, counts, strict=False):
+        limit_name, remaining_name, reset_name = window.names
+        headers[limit_name] = window.limit_text
+        headers[remaining_name] = str(window.limit - used) if used < window.limit else "0"
         headers[reset_name] = reset
     return headers
 

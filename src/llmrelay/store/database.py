@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import URL, Connection, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,7 +31,7 @@ class Database:
     def sqlite_path(self) -> str | None:
         """The SQLite database's file (None on another database, or in memory)."""
         url = self.engine.url
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        if url.get_backend_name() != "sqlite" or sqlite_in_memory(url):
             return None
         return url.database
 
@@ -42,6 +42,13 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+
+
+def sqlite_in_memory(url: str | URL) -> bool:
+    """Whether ``url`` names a SQLite database in memory (one no other connection sees, gone at
+    a stop). ``ArgumentError`` if it is no database URL."""
+    url = make_url(url)
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def _upgrade(connection: Connection) -> None:
