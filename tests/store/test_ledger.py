@@ -41,10 +41,10 @@ def record(key_id: str, n: int, started: float) -> UsageRecord:
         "reported",
         502 if failed else 200,
         "upstream_error" if failed else None,
-        n % 2 == 0,
+        int(n % 2 == 0),
         None if failed else n / 7,
         n * 1.5,
-        n % 5 == 0,
+        int(n % 5 == 0),
     )
 
 

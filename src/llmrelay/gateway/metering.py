@@ -115,10 +115,10 @@ class Meter:
                     source,
                     status,
                     error_code,
-                    bool(self._request.stream),
+                    1 if self._request.stream else 0,
                     self._ttft_ms,
                     latency_ms,
-                    disconnected,
+                    1 if disconnected else 0,
                 )
             )
         if self._settle is not None:

@@ -36,11 +36,13 @@ USAGE_FIELDS = (
     "usage_source",  # reported (by the backend), counted (by llmrelay), none
     "status",
     "error_code",
-    "stream",
+    "stream",  # 0 or 1, as SQLite keeps a boolean (which it binds without looking for an adapter)
     "ttft_ms",
     "latency_ms",
-    "disconnected",
+    "disconnected",  # 0 or 1
 )
+#: the fields that are booleans, given as 0 or 1 (a database that wants a bool is given one)
+BOOLEAN_FIELDS = tuple(USAGE_FIELDS.index(name) for name in ("stream", "disconnected"))
 #: one request's row, a plain tuple in the order of ``USAGE_FIELDS`` (a NamedTuple's
 #: constructor costs eight times as much)
 UsageRecord = tuple[
@@ -55,10 +57,10 @@ UsageRecord = tuple[
     str,
     int,
     str | None,
-    bool,
+    int,
     float | None,
     float,
-    bool,
+    int,
 ]
 
 
@@ -80,7 +82,7 @@ class Ledger:
         self._writes: Writes = (
             SQLiteWrites(path, compiled.string)
             if path is not None
-            else DriverWrites(database.engine, compiled.string)
+            else DriverWrites(database.engine, compiled.string, BOOLEAN_FIELDS)
         )
 
     def record(self, record: UsageRecord) -> None:
