@@ -98,32 +98,41 @@ class Routes:
         return model_object(name, self._started, owned_by)
 
     async def _read_body(self, request: Request) -> bytes:
-        too_large = RequestTooLargeError(
-            f"The request body is larger than the server's limit of {self._max_body} bytes."
-        )
         length = request.headers.get("content-length")
         if length is not None:
             if not length.isdigit():
                 raise InvalidRequestError("The Content-Length header is not a number.")
             if int(length) > self._max_body:
-                raise too_large
+                raise self._too_large()
         parts, size = [], 0
         async for part in request.stream():
             size += len(part)
             if size > self._max_body:
-                raise too_large
+                raise self._too_large()
             parts.append(part)
         return b"".join(parts)
 
+    def _too_large(self) -> RequestTooLargeError:
+        return RequestTooLargeError(
+            f"The request body is larger than the server's limit of {self._max_body} bytes."
+        )
+
 
 async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T:
-    """Await ``work``, cancelling it if the client goes away first (it stops the generation)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(until_disconnected(receive))
+    """Await ``work``, cancelling it if the client goes away first (it stops the generation).
+
+    One task watches for the disconnect and cancels this one, as ``EventStream`` does: running
+    ``work`` as a task of its own beside the watcher, and waiting for the first of the two,
+    cost a task and ``asyncio.wait``'s futures on every request."""
+    answering = asyncio.current_task()
+    assert answering is not None
+    watcher = asyncio.ensure_future(_cancel_when_disconnected(receive, answering))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-    return task.result()
+
+
+async def _cancel_when_disconnected(receive: Receive, task: asyncio.Task[Any]) -> None:
+    await until_disconnected(receive)
+    task.cancel()

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import NamedTuple
@@ -60,15 +60,21 @@ _WINDOWS = {"total": "in all", "day": "today (UTC)", "month": "this month (UTC)"
 
 
 class Admission:
-    """What admitting a request decided: the headers to send, and how to settle it."""
+    """What admitting a request decided: the headers to send, and what to correct when it ends."""
 
-    __slots__ = ("charges", "headers", "wait")
+    __slots__ = ("charges", "counters", "headers", "wait")
 
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
         self.headers: Mapping[str, str] = _UNLIMITED_HEADERS
         # the charges to correct when the request ends: its tokens window and its budget
         self.charges: list[Charge] = []
         self.wait = 0.0  # seconds until the key's windows (both the same clock minute) reset
+
+    def settle(self, used: int) -> None:
+        """Correct what admitting the request charged to the tokens it used."""
+        if self.charges:
+            self.counters.settle(self.charges, used)
 
 
 class _Window(NamedTuple):
@@ -139,7 +145,7 @@ class Limiter:
         self, caller: KeyRecord | None, request: ChatRequest, body_size: int, max_output: int
     ) -> Admission:
         """Charge the request to the caller's limits and budget, or raise a 429."""
-        admission = Admission()
+        admission = Admission(self._counters)
         if caller is None or not (caller.rpm or caller.tpm or caller.budget_tokens):
             return admission
         output = (request.max_completion_tokens or request.max_tokens or max_output) * (
@@ -171,7 +177,7 @@ class Limiter:
         made = charges if refused is None else charges[:refused]
         admission.charges = made[1:] if rpm else made  # tokens are corrected, a request is one
         if refused is not None:
-            self._counters.settle(admission.charges, 0)  # a refused request's were not used
+            admission.settle(0)  # a refused request's tokens were not used
             admission.headers = await self.standing(caller)
             raise self._refusal(
                 plan.kinds[refused], charges[refused], counts[refused], admission, caller
@@ -204,13 +210,6 @@ class Limiter:
         if plan.budget and plan.budget not in self._seeded:
             await self._seed(caller, plan.budget, minute)
         return plan
-
-    def settlement(self, admission: Admission) -> Callable[[int], None] | None:
-        """What to tell the tokens a request used, to correct what admitting it charged (None:
-        it charged nothing to correct)."""
-        if not admission.charges:
-            return None
-        return functools.partial(self._counters.settle, admission.charges)
 
     def _refusal(
         self, kind: str, charge: Charge, used: int, admission: Admission, caller: KeyRecord

@@ -3,38 +3,37 @@
 A stream is metered by ``metered``, which sees each item on its way to the client: the
 usage chunk gives the figures; a stream that ends without one (the client left, the upstream
 broke it) is billed for what was forwarded, counted with the built-in tokenizer, tool-call
-arguments included. ``settle`` is told the real total, for limits and budgets (which meter a
-request even where the ledger is off).
+arguments included. The admission is settled with the real total, for limits and budgets (which
+meter a request even where the ledger is off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 
 from llmrelay import context
 from llmrelay.errors import LLMRelayError
+from llmrelay.gateway.limits import Admission
 from llmrelay.protocol.events import DONE, data_payloads
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream, StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
 from llmrelay.store.ledger import Ledger
 
-Settle = Callable[[int], None]
-
 
 class Meter:
     __slots__ = (
+        "_admission",
         "_finished",
         "_key_id",
         "_ledger",
         "_request",
         "_request_id",
-        "_settle",
         "_started",
         "_time",
         "_ttft_ms",
@@ -46,13 +45,13 @@ class Meter:
         request: ChatRequest,
         key_id: str | None,
         request_id: str,
-        settle: Settle | None = None,
+        admission: Admission,
     ) -> None:
         self._ledger = ledger
         self._request = request
         self._key_id = key_id
         self._request_id = request_id
-        self._settle = settle
+        self._admission = admission
         self._time = time.time()  # the row's time; the ledger turns it into its column's type
         self._started = time.perf_counter()
         self._ttft_ms: float | None = None
@@ -121,8 +120,7 @@ class Meter:
                     1 if disconnected else 0,
                 )
             )
-        if self._settle is not None:
-            self._settle(prompt + completion)
+        self._admission.settle(prompt + completion)
 
 
 async def metered(chunks: ChunkStream, meter: Meter) -> AsyncGenerator[StreamItem, None]:

@@ -96,8 +96,7 @@ class Gateway:
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
     ) -> Meter:
         ledger = self.ledger if self.metering else None
-        settle = self.limiter.settlement(admission)
-        return Meter(ledger, request, caller.id if caller else None, request_id, settle)
+        return Meter(ledger, request, caller.id if caller else None, request_id, admission)
 
 
 def _failed(meter: Meter, admission: Admission, exc: BaseException) -> None:
