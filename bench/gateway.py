@@ -6,15 +6,16 @@ key store that has requests and tokens per minute and a budget, and the usage le
 through the same llmrelay with all that off ("bare": a key from the config, no limits, no
 ledger); through the LiteLLM proxy (one worker, installed by this script in
 bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateway is pinned to
-core 0, nginx and wrk to core 1; bare and llmrelay are loaded in turn, --rounds times each, and
-the medians compared, as well as the median of each round's llmrelay / bare. It prints
+core 0, nginx and wrk to core 1; bare and llmrelay are loaded in turn (in alternating order),
+--rounds times each, and the medians compared, as well as the median of each round's
+llmrelay / bare. It prints
 requests/s, p50 and p99, the p50 added over direct, resident memory, llmrelay / bare (the cost of
 keys, limits and the ledger) and llmrelay / LiteLLM. Both send OpenAI's x-ratelimit-* headers
 (bare reports its key unlimited).
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
-runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 8]
-[--rounds 3] [--no-litellm]
+runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
+[--rounds 10] [--no-litellm]
 """
 
 from __future__ import annotations
@@ -293,8 +294,10 @@ def rss_mb(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of bare and llmrelay each")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each wrk run")
+    # many short rounds rather than a few long ones: a paired round's ratio ranges over ±25 %
+    # on this shared machine, and the median of more of them moves less
+    parser.add_argument("--rounds", type=int, default=10, help="runs of bare and llmrelay each")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     args = parser.parse_args()
     ensure_tools()
@@ -359,13 +362,16 @@ def measure(
     rounds: int,
 ) -> None:
     """Load each target in turn, JSON and streamed, with 1 and 32 connections; ``rounds``
-    times over, keeping the median of each figure, and of each target's requests/s over the
-    first target's in the same round ("paired": the machine's drift between rounds cancels)."""
+    times over (in alternating order), keeping the median of each figure, and of each target's
+    requests/s over the first target's in the same round ("paired": the machine's drift
+    between rounds cancels)."""
     for stream in (False, True):
         for connections in (1, 32):
             runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
-            for _ in range(rounds):
-                for target in targets:
+            for round_ in range(rounds):
+                # in turn, first one first, then the other: a drift within a round falls on
+                # both alike over two rounds
+                for target in targets if round_ % 2 == 0 else targets[::-1]:
                     url, model = target.url_and_model(stream)
                     wrk(url, target.key, model, stream, connections, 1)  # warm-up
                     runs[target.name].append(
