@@ -94,6 +94,7 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
         "stream": stream,
     }
     headers = {"authorization": f"Bearer {API_KEY}"}
+    logged_before = server.log.stat().st_size
     async with httpx2.AsyncClient(timeout=60) as http:
         if stream:
             async with http.stream(
@@ -115,6 +116,9 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
     while (await engine_load(server))["running"] and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert (await engine_load(server))["running"] == 0
+    with server.log.open() as log:
+        log.seek(logged_before)
+        assert "Traceback" not in log.read(), "a client that leaves is no error"
 
 
 async def test_seed_is_stable_whatever_runs_beside_it(aclient: openai.AsyncOpenAI) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from llmrelay.protocol.request import parse_chat_request
 from llmrelay.protocol.response import model_object
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def json_response(
@@ -72,6 +74,9 @@ class Routes:
             )
         answer = self._gateway.complete(caller, chat, admission, request_id)
         result = await _unless_disconnected(answer, request.receive)
+        if result is None:
+            log.info("answer %s: the client went away", request_id)
+            return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
         return json_response(result, headers=admission.headers)
 
     async def list_models(self, request: Request) -> Response:
@@ -118,8 +123,9 @@ class Routes:
         )
 
 
-async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T:
-    """Await ``work``, cancelling it if the client goes away first (it stops the generation).
+async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T | None:
+    """``work``'s result; None if the client went away first, which cancels ``work`` (and so
+    stops the generation).
 
     One task watches for the disconnect and cancels this one, as ``EventStream`` does: running
     ``work`` as a task of its own beside the watcher, and waiting for the first of the two,
@@ -129,10 +135,15 @@ async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T:
     watcher = asyncio.ensure_future(_cancel_when_disconnected(receive, answering))
     try:
         return await work
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():  # cancelled by someone else: shutdown
+            raise
+        answering.uncancel()  # the watcher's doing: the client is gone, which is no error
+        return None
     finally:
         watcher.cancel()
 
 
 async def _cancel_when_disconnected(receive: Receive, task: asyncio.Task[Any]) -> None:
     await until_disconnected(receive)
-    task.cancel()
+    task.cancel()  # in the same step as the disconnect is seen: the watcher is done by then
