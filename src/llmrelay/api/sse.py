@@ -2,9 +2,9 @@
 
 A plain ASGI response rather than Starlette's ``StreamingResponse``: that one watches for the
 client's disconnect in an anyio task group per request, which costs more than relaying a whole
-answer from a fast upstream. Here one asyncio task waits for the disconnect and cancels the
-sending; either way the chunk stream is closed at the end, which ends the upstream call or the
-local generation and frees the deployment's place.
+answer from a fast upstream. Here a ``DisconnectWatch`` cancels the sending; either way the chunk
+stream is closed at the end, which ends the upstream call or the local generation and frees the
+deployment's place.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from llmrelay.api.disconnect import DisconnectWatch
 from llmrelay.errors import LLMRelayError
 from llmrelay.protocol import events
 from llmrelay.providers.base import ChunkStream
@@ -49,26 +50,21 @@ class EventStream:
         self._include_usage = include_usage
         self._request_id = request_id
         self._headers = _HEADERS + [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-        self.disconnected = False
-        self._finishing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sending = asyncio.current_task()
-        assert sending is not None
-        watcher = asyncio.ensure_future(self._watch(receive, sending))
+        watch = DisconnectWatch(receive)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            await self._send_events(send)
+            await self._send_events(send, watch)
         except asyncio.CancelledError:
-            if not self.disconnected:
+            if not watch.took_back():
                 raise
-            sending.uncancel()
             log.info("stream %s: the client went away", self._request_id)
         finally:
-            watcher.cancel()
+            watch.stop()
             await self._chunks.aclose()
 
-    async def _send_events(self, send: Send) -> None:
+    async def _send_events(self, send: Send, watch: DisconnectWatch) -> None:
         try:
             async for item in self._chunks:
                 if isinstance(item, bytes):
@@ -86,20 +82,8 @@ class EventStream:
             last = frame(internal_error_body(self._request_id))
         else:
             last = _DONE_EVENT
-        self._finishing = True  # a disconnect from here on needs no cancelling
+        watch.finishing = True
         await send({"type": "http.response.body", "body": last, "more_body": False})
-
-    async def _watch(self, receive: Receive, sending: asyncio.Task[None]) -> None:
-        await until_disconnected(receive)
-        if not self._finishing:
-            self.disconnected = True
-            sending.cancel()
-
-
-async def until_disconnected(receive: Receive) -> None:
-    """Returns when the client has gone away (the request's body is read by then)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def internal_error_body(request_id: str) -> dict[str, object]:
