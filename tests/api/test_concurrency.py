@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import API_KEY, Server
+from tests.ledger import first_row_where, last_row_id
 from tests.spec import AsyncValidatingTransport
 
 MODEL = "gpt-4o-mini"
@@ -95,6 +96,7 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
     }
     headers = {"authorization": f"Bearer {API_KEY}"}
     logged_before = server.log.stat().st_size
+    last_row = last_row_id(server)
     async with httpx2.AsyncClient(timeout=60) as http:
         if stream:
             async with http.stream(
@@ -109,6 +111,7 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
             )
             while (await engine_load(server))["running"] != 1:
                 await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # some of the answer is made
             request.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await request
@@ -119,6 +122,12 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
     with server.log.open() as log:
         log.seek(logged_before)
         assert "Traceback" not in log.read(), "a client that leaves is no error"
+    # the row of the request that left (the one after the rows already written)
+    row = first_row_where(server, "id > ? AND stream = ? AND disconnected = 1", last_row, stream)
+    assert row["status"] == 200
+    if not stream:  # billed for the prompt the model read and the tokens it made for nobody
+        assert row["usage_source"] == "reported"
+        assert row["prompt_tokens"] > 10 and row["completion_tokens"] > 0
 
 
 async def test_seed_is_stable_whatever_runs_beside_it(aclient: openai.AsyncOpenAI) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import Server, configured_server, start_server, stop_server
+from tests.ledger import ledger_row
 from tests.spec import ValidatingTransport
 from tests.upstream import ANSWERING_MODEL, Upstream, relay_models
 
@@ -49,19 +47,6 @@ def sdk(relay: Server, key: dict[str, Any]) -> Iterator[openai.OpenAI]:
     yield client
     client.close()
     assert not transport.failures, "\n".join(transport.failures)
-
-
-def ledger_row(server: Server, request_id: str, timeout: float = 5) -> dict[str, Any]:
-    """The row of one request, read from the SQLite file once the writer has written it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with closing(sqlite3.connect(server.log.parent / "llmrelay.db")) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM usage WHERE request_id = ?", (request_id,)).fetchone()
-        if row is not None:
-            return dict(row)
-        assert time.monotonic() < deadline, f"no ledger row for {request_id}"
-        time.sleep(0.1)
 
 
 def test_an_answer_is_billed_as_reported(relay: Server, sdk: openai.OpenAI, key: dict) -> None:

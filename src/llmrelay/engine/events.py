@@ -10,6 +10,7 @@ class TextDelta:
     index: int
     text: str
     logprobs: list[dict[str, object]] | None
+    tokens: int  # the choice's generated tokens so far, this text's included
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,7 +266,7 @@ class Scheduler:
         logprobs = None
         if seq.job.params.logprobs:
             logprobs, seq.held_logprobs = seq.held_logprobs, []
-        seq.job.emit(TextDelta(seq.index, text, logprobs))
+        seq.job.emit(TextDelta(seq.index, text, logprobs, len(seq.tokens)))
 
     def _finish(self, seq: _Sequence, reason: str, flush: bool = True) -> None:
         if flush:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any, NoReturn
 
+from llmrelay import context
 from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Admission, Limiter
@@ -100,10 +101,11 @@ class Gateway:
 
 
 def _failed(meter: Meter, admission: Admission, exc: BaseException) -> None:
-    """Meter a request whose backend failed, or whose client went away first (cancelled). (Not
-    a coroutine wrapping the call: the try in each caller costs nothing on the way through.)"""
+    """Meter a request whose backend failed, or whose client went away first (cancelled: billed
+    for what the provider had made, if it could tell). (Not a coroutine wrapping the call: the
+    try in each caller costs nothing on the way through.)"""
     if isinstance(exc, asyncio.CancelledError):
-        meter.finish(disconnected=True)
+        meter.finish(context.cut_usage.get(), disconnected=True)
     elif isinstance(exc, Exception):
         meter.finish(failure=_with_headers(exc, admission.headers))
 

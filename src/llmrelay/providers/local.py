@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+from llmrelay import context
 from llmrelay.engine.events import Finished, TextDelta
 from llmrelay.engine.local import EngineError, LocalEngine
 from llmrelay.engine.toolcalls import ToolCallReader
@@ -43,19 +44,25 @@ class LocalProvider(Provider):
         readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
         builders = [MessageBuilder() for _ in range(plan.n)]
         finish: dict[int, str] = {}
-        completion_tokens = cached = 0
-        async for event in self._events(plan):
-            if isinstance(event, TextDelta):
-                for delta in readers[event.index].feed(event.text):
-                    builders[event.index].add(delta)
-                if event.logprobs is not None:
-                    builders[event.index].add({}, event.logprobs)
-            elif isinstance(event, Finished):
-                for delta in readers[event.index].finish():
-                    builders[event.index].add(delta)
-                finish[event.index] = _finish_reason(event, readers[event.index])
-                completion_tokens += event.completion_tokens
-                cached = event.cached_tokens
+        generated = [0] * plan.n  # tokens, per choice
+        cached = 0
+        try:
+            async for event in self._events(plan):
+                if isinstance(event, TextDelta):
+                    for delta in readers[event.index].feed(event.text):
+                        builders[event.index].add(delta)
+                    if event.logprobs is not None:
+                        builders[event.index].add({}, event.logprobs)
+                    generated[event.index] = event.tokens
+                elif isinstance(event, Finished):
+                    for delta in readers[event.index].finish():
+                        builders[event.index].add(delta)
+                    finish[event.index] = _finish_reason(event, readers[event.index])
+                    generated[event.index] = event.completion_tokens
+                    cached = event.cached_tokens
+        except asyncio.CancelledError:  # the client left: what was made so far is billed
+            context.cut_usage.set(usage(len(plan.prompt), sum(generated)))
+            raise
         choices = [
             {
                 "index": i,
@@ -65,7 +72,7 @@ class LocalProvider(Provider):
             }
             for i in range(plan.n)
         ]
-        return header.completion(choices, usage(len(plan.prompt), completion_tokens, cached))
+        return header.completion(choices, usage(len(plan.prompt), sum(generated), cached))
 
     async def stream(self, request: ChatRequest) -> ChunkStream:
         plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
