@@ -66,9 +66,10 @@ class Routes:
         admission = await self._gateway.admit(caller, chat, len(body))
         request_id = request.scope[REQUEST_ID_KEY]
         if chat.stream:
-            chunks = await self._gateway.stream(caller, chat, admission, request_id)
+            chunks, meter = await self._gateway.stream(caller, chat, admission, request_id)
             return EventStream(
                 chunks,
+                meter,
                 include_usage=chat.include_usage,
                 request_id=request_id,
                 headers=admission.headers,

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from llmrelay.api.disconnect import DisconnectWatch
 from llmrelay.errors import LLMRelayError
+from llmrelay.gateway.metering import Meter
 from llmrelay.protocol import events
 from llmrelay.providers.base import ChunkStream
 
@@ -36,26 +37,32 @@ def frame(payload: object) -> bytes:
 
 class EventStream:
     """Sends each chunk as it arrives (framing those not framed yet); the usage chunk only if
-    asked; a failure as an event."""
+    asked; a failure as an event. Shows the ``meter`` every chunk, and tells it how the stream
+    ended: sent whole, failed, or cut short by the client's leaving."""
 
     def __init__(
         self,
         chunks: ChunkStream,
+        meter: Meter | None = None,
         *,
         include_usage: bool,
         request_id: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self._chunks = chunks
+        self._meter = meter
         self._include_usage = include_usage
         self._request_id = request_id
         self._headers = _HEADERS + [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watch = DisconnectWatch(receive)
+        failure: Exception | None = None
+        sent = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            await self._send_events(send, watch)
+            failure = await self._send_events(send, watch)
+            sent = True
         except asyncio.CancelledError:
             if not watch.took_back():
                 raise
@@ -63,10 +70,17 @@ class EventStream:
         finally:
             watch.stop()
             await self._chunks.aclose()
+            if self._meter is not None:
+                await self._meter.stream_ended(failure, disconnected=not sent)
 
-    async def _send_events(self, send: Send, watch: DisconnectWatch) -> None:
+    async def _send_events(self, send: Send, watch: DisconnectWatch) -> Exception | None:
+        """Sends the stream to its end; returns the failure that ended it early, if one did."""
+        meter = self._meter
+        failure: Exception | None = None
         try:
             async for item in self._chunks:
+                if meter is not None:
+                    meter.saw(item)
                 if isinstance(item, bytes):
                     body = item
                 elif item["choices"] or "usage" not in item or self._include_usage:
@@ -76,14 +90,15 @@ class EventStream:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except LLMRelayError as exc:
             log.warning("stream %s failed: %s", self._request_id, exc.message)
-            last = frame(exc.body())
-        except Exception:
+            failure, last = exc, frame(exc.body())
+        except Exception as exc:
             log.exception("stream %s failed", self._request_id)
-            last = frame(internal_error_body(self._request_id))
+            failure, last = exc, frame(internal_error_body(self._request_id))
         else:
             last = _DONE_EVENT
         watch.finishing = True
         await send({"type": "http.response.body", "body": last, "more_body": False})
+        return failure
 
 
 def internal_error_body(request_id: str) -> dict[str, object]:

@@ -1,17 +1,15 @@
 """``Meter``: times one request and writes its row in the usage ledger when it ends.
 
-A stream is metered by ``metered``, which sees each item on its way to the client: the
-usage chunk gives the figures; a stream that ends without one (the client left, the upstream
-broke it) is billed for what was forwarded, counted with the built-in tokenizer, tool-call
-arguments included. The admission is settled with the real total, for limits and budgets (which
-meter a request even where the ledger is off).
+The HTTP edge shows a stream's meter each item on its way to the client, and tells it how the
+stream ended: the usage chunk gives the figures; a stream that ends without one (the client
+left, the upstream broke it) is billed for what was forwarded, counted with the built-in
+tokenizer, tool-call arguments included. The admission is settled with the
+real total, for limits and budgets (which meter a request even where the ledger is off).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -21,7 +19,7 @@ from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.limits import Admission
 from llmrelay.protocol.events import DONE, data_payloads
 from llmrelay.protocol.request import ChatRequest
-from llmrelay.providers.base import ChunkStream, StreamItem
+from llmrelay.providers.base import StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
 from llmrelay.store.ledger import Ledger
 
@@ -30,13 +28,16 @@ class Meter:
     __slots__ = (
         "_admission",
         "_finished",
+        "_forwarded",
         "_key_id",
         "_ledger",
+        "_model",
         "_request",
         "_request_id",
         "_started",
         "_time",
         "_ttft_ms",
+        "_usage",
     )
 
     def __init__(
@@ -56,25 +57,29 @@ class Meter:
         self._started = time.perf_counter()
         self._ttft_ms: float | None = None
         self._finished = False
+        # a stream's: what was sent, and the model and usage its chunks named
+        self._forwarded: list[StreamItem] = []
+        self._model: str | None = None
+        self._usage: dict[str, Any] | None = None
 
     def saw(self, item: StreamItem) -> None:
-        """Time to first token: the first item that carries generated text (the opening chunk
-        with only the role does not)."""
+        """A stream's item on its way to the client. Time to first token: the first item that
+        carries generated text (the opening chunk with only the role does not)."""
         if self._ttft_ms is None and _generated(item):
             self._ttft_ms = (time.perf_counter() - self._started) * 1000
+        if isinstance(item, dict):
+            self._model = self._model or item.get("model")
+            self._usage = item.get("usage") or self._usage
+        self._forwarded.append(item)
 
-    async def finish_stream(
-        self,
-        forwarded: list[StreamItem],
-        usage: dict[str, Any] | None,
-        model: str | None,
-        **outcome: Any,
-    ) -> None:
+    async def stream_ended(self, failure: BaseException | None, *, disconnected: bool) -> None:
         """``finish`` for a stream: from its usage chunk, or if it sent none, from what was
-        forwarded, counted."""
-        if not usage and forwarded and not self._finished:
-            usage = await counted_usage(self._request, chunk_deltas(_chunks(forwarded)))
-        self.finish(usage, model, **outcome)
+        forwarded, counted. (The HTTP edge calls ``saw`` and this rather than iterate the
+        chunks through a metering generator: its hooks and steps cost more than the metering.)"""
+        usage = self._usage
+        if not usage and self._forwarded and not self._finished:
+            usage = await counted_usage(self._request, chunk_deltas(_chunks(self._forwarded)))
+        self.finish(usage, self._model, failure, disconnected)
 
     def finish(
         self,
@@ -121,35 +126,6 @@ class Meter:
                 )
             )
         self._admission.settle(prompt + completion)
-
-
-async def metered(chunks: ChunkStream, meter: Meter) -> AsyncGenerator[StreamItem, None]:
-    """The chunk stream, metered: its end, its failure or its early close (the client went
-    away) writes the request's row. A generator rather than a class with ``__anext__``: the
-    stream's end then raises one ``StopAsyncIteration`` rather than three, each of which cost
-    more than the metering of an item."""
-    forwarded: list[StreamItem] = []
-    usage: dict[str, Any] | None = None
-    model: str | None = None
-    try:
-        async for item in chunks:
-            meter.saw(item)
-            if isinstance(item, dict):
-                model = model or item.get("model")
-                usage = item.get("usage") or usage
-            forwarded.append(item)
-            yield item
-    except (GeneratorExit, asyncio.CancelledError):  # closed, or cancelled, before its end
-        await chunks.aclose()
-        await meter.finish_stream(forwarded, usage, model, disconnected=True)
-        raise
-    except Exception as exc:
-        await meter.finish_stream(forwarded, usage, model, failure=exc)
-        raise
-    if usage:  # the usual end, without a coroutine
-        meter.finish(usage, model)
-    else:
-        await meter.finish_stream(forwarded, usage, model)
 
 
 #: the fields of a delta that carry generated text, as an upstream frames them

@@ -15,7 +15,7 @@ from llmrelay import context
 from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Admission, Limiter
-from llmrelay.gateway.metering import Meter, metered
+from llmrelay.gateway.metering import Meter
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream
 from llmrelay.router.router import Router
@@ -82,16 +82,18 @@ class Gateway:
 
     async def stream(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
-    ) -> ChunkStream:
+    ) -> tuple[ChunkStream, Meter | None]:
+        """The chunks, and the meter to show them to (``saw``) and tell how they ended
+        (``stream_ended``); None if nothing is metered."""
         if not (self.metering or admission.charges):
-            return await self.router.stream(request)
+            return await self.router.stream(request), None
         meter = self._meter(caller, request, admission, request_id)
         try:
             chunks = await self.router.stream(request)
         except BaseException as exc:
             _failed(meter, admission, exc)
             raise
-        return metered(chunks, meter)
+        return chunks, meter
 
     def _meter(
         self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
