@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import Server, configured_server, start_server, stop_server
-from tests.ledger import ledger_row
+from tests.ledger import first_row_where, ledger_row
 from tests.spec import ValidatingTransport
 from tests.upstream import ANSWERING_MODEL, Upstream, relay_models
 
@@ -22,7 +22,7 @@ HELLO = [{"role": "user", "content": "hi"}]
 @pytest.fixture(scope="module")
 def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("metering")
-    lines = relay_models(upstream, ["answer", "no-usage", "tools-stream", "limited"])
+    lines = relay_models(upstream, ["answer", "no-usage", "tools-stream", "limited", "hang"])
     with configured_server(data, lines, {"LLMRELAY_ADMIN_KEY": ADMIN_KEY}) as server:
         yield server
 
@@ -102,6 +102,21 @@ def test_a_client_leaving_mid_stream_is_billed_for_what_was_sent(
     assert row["completion_tokens"] > 0, "what was forwarded is billed"
     if model == "relay-tools-stream":
         assert row["completion_tokens"] >= 2, "the call's name and its first arguments"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_leaving_before_the_upstream_answers_ends_the_request(
+    relay: Server, key: dict, stream: bool
+) -> None:
+    """Not when the upstream answers (this one would in 10 s): a stream is cancelled while it
+    waits for its first chunk, as an answer is."""
+    body = {"model": "relay-hang", "messages": HELLO, "stream": stream}
+    headers = {"authorization": f"Bearer {key['key']}"}
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(f"{relay.base_url}/chat/completions", json=body, headers=headers, timeout=0.5)
+    condition = "model_requested = 'relay-hang' AND stream = ?"
+    row = first_row_where(relay, condition, int(stream), timeout=4)
+    assert row["disconnected"] == 1 and row["latency_ms"] < 4000
 
 
 def test_an_upstream_error_is_recorded(relay: Server, sdk: openai.OpenAI) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive
 
 from llmrelay.api.disconnect import DisconnectWatch
 from llmrelay.api.middleware import REQUEST_ID_KEY
@@ -27,7 +26,6 @@ from llmrelay.gateway.pipeline import Gateway
 from llmrelay.protocol.request import parse_chat_request
 from llmrelay.protocol.response import model_object
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -65,21 +63,30 @@ class Routes:
             raise
         admission = await self._gateway.admit(caller, chat, len(body))
         request_id = request.scope[REQUEST_ID_KEY]
-        if chat.stream:
-            chunks, meter = await self._gateway.stream(caller, chat, admission, request_id)
-            return EventStream(
-                chunks,
-                meter,
-                include_usage=chat.include_usage,
-                request_id=request_id,
-                headers=admission.headers,
-            )
-        answer = self._gateway.complete(caller, chat, admission, request_id)
-        result = await _unless_disconnected(answer, request.receive)
-        if result is None:
-            log.info("answer %s: the client went away", request_id)
+        # from here a client that leaves cancels the request, also while it waits for a place
+        # or for an upstream's first chunk
+        watch = DisconnectWatch(request.receive)
+        try:
+            if chat.stream:
+                chunks, meter = await self._gateway.stream(caller, chat, admission, request_id)
+                # the stream goes on watching, and stops the watch when it ends
+                return EventStream(
+                    chunks,
+                    meter,
+                    watch,
+                    include_usage=chat.include_usage,
+                    request_id=request_id,
+                    headers=admission.headers,
+                )
+            result = await self._gateway.complete(caller, chat, admission, request_id)
+            watch.stop()
+            return json_response(result, headers=admission.headers)
+        except BaseException as exc:
+            watch.stop()
+            if not (isinstance(exc, asyncio.CancelledError) and watch.took_back()):
+                raise
+            log.info("request %s: the client went away", request_id)
             return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
-        return json_response(result, headers=admission.headers)
 
     async def list_models(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
@@ -123,18 +130,3 @@ class Routes:
         return RequestTooLargeError(
             f"The request body is larger than the server's limit of {self._max_body} bytes."
         )
-
-
-async def _unless_disconnected(work: Awaitable[T], receive: Receive) -> T | None:
-    """``work``'s result; None if the client went away first, which cancels ``work`` (and so
-    stops the generation). ``work`` runs in this task: a task of its own beside the watcher,
-    and ``asyncio.wait`` for the first of the two, cost 53k instructions a request."""
-    watch = DisconnectWatch(receive)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not watch.took_back():
-            raise
-        return None
-    finally:
-        watch.stop()

@@ -2,9 +2,9 @@
 
 A plain ASGI response rather than Starlette's ``StreamingResponse``: that one watches for the
 client's disconnect in an anyio task group per request, which costs more than relaying a whole
-answer from a fast upstream. Here a ``DisconnectWatch`` cancels the sending; either way the chunk
-stream is closed at the end, which ends the upstream call or the local generation and frees the
-deployment's place.
+answer from a fast upstream. Here the request's ``DisconnectWatch`` (started by the route before
+the stream opened) cancels the sending; either way the chunk stream is closed at the end, which
+ends the upstream call or the local generation and frees the deployment's place.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ def frame(payload: object) -> bytes:
 class EventStream:
     """Sends each chunk as it arrives (framing those not framed yet); the usage chunk only if
     asked; a failure as an event. Shows the ``meter`` every chunk, and tells it how the stream
-    ended: sent whole, failed, or cut short by the client's leaving."""
+    ended: sent whole, failed, or cut short by the client's leaving. Stops the ``watch``."""
 
     def __init__(
         self,
         chunks: ChunkStream,
-        meter: Meter | None = None,
+        meter: Meter | None,
+        watch: DisconnectWatch,
         *,
         include_usage: bool,
         request_id: str,
@@ -51,12 +52,13 @@ class EventStream:
     ) -> None:
         self._chunks = chunks
         self._meter = meter
+        self._watch = watch
         self._include_usage = include_usage
         self._request_id = request_id
         self._headers = _HEADERS + [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        watch = DisconnectWatch(receive)
+        watch = self._watch
         failure: Exception | None = None
         sent = False
         try:
