@@ -9,9 +9,11 @@ bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gat
 core 0, nginx and wrk to core 1; bare and llmrelay are loaded in turn (in alternating order),
 --rounds times each, and the medians compared, as well as the median of each round's
 llmrelay / bare. It prints
-requests/s, p50 and p99, the p50 added over direct, resident memory, llmrelay / bare (the cost of
-keys, limits and the ledger) and llmrelay / LiteLLM. Both send OpenAI's x-ratelimit-* headers
-(bare reports its key unlimited).
+requests/s, p50 and p99, the p50 added over direct, the gateway's CPU time per request (all its
+threads; read from /proc around each run), resident memory, llmrelay / bare (the cost of keys,
+limits and the ledger: in requests/s, and in CPU time a request, which the machine's other load
+moves less than it moves requests/s) and llmrelay / LiteLLM. Both send OpenAI's x-ratelimit-*
+headers (bare reports its key unlimited).
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
@@ -274,6 +276,7 @@ def wrk(
     if "Non-2xx" in out:
         raise RuntimeError(f"errors from {url}:\n{out}")
     return {
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
@@ -283,6 +286,12 @@ def wrk(
 def _ms(value: str) -> float:
     number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used, all its threads, in user and system mode."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -317,9 +326,13 @@ def main() -> None:
         relay = start_llmrelay(work, upstream, relay_port, pipeline=True)
         try:
             targets = [
-                Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench"),
+                Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench", bare.pid),
                 Target(
-                    "llmrelay", f"http://127.0.0.1:{relay_port}", stored_key(relay_port), "bench"
+                    "llmrelay",
+                    f"http://127.0.0.1:{relay_port}",
+                    stored_key(relay_port),
+                    "bench",
+                    relay.pid,
                 ),
             ]
             measure(results, targets, args.seconds, args.rounds)
@@ -348,6 +361,7 @@ class Target:
     base: str
     key: str
     model: str
+    pid: int | None = None  # the process whose CPU time a request costs (llmrelay's)
 
     def url_and_model(self, stream: bool) -> tuple[str, str]:
         if self.name == "direct":  # nginx serves the stream on its own path
@@ -374,29 +388,32 @@ def measure(
                 for target in targets if round_ % 2 == 0 else targets[::-1]:
                     url, model = target.url_and_model(stream)
                     wrk(url, target.key, model, stream, connections, 1)  # warm-up
-                    runs[target.name].append(
-                        wrk(url, target.key, model, stream, connections, seconds)
-                    )
+                    used = cpu_seconds(target.pid) if target.pid else 0.0
+                    run = wrk(url, target.key, model, stream, connections, seconds)
+                    if target.pid:
+                        used = cpu_seconds(target.pid) - used
+                        run["cpu_us"] = used / run["requests"] * 1e6
+                    runs[target.name].append(run)
             first = runs[targets[0].name]
             for name, measured in runs.items():
-                paired = [
-                    run["rps"] / base["rps"] for run, base in zip(measured, first, strict=True)
-                ]
-                results[(name, stream, connections)] = {
-                    **{
-                        figure: statistics.median(run[figure] for run in measured)
-                        for figure in ("rps", "p50", "p99")
-                    },
-                    "paired": statistics.median(paired),
-                    "paired_min": min(paired),
-                    "paired_max": max(paired),
+                result = {
+                    figure: statistics.median(run[figure] for run in measured)
+                    for figure in ("rps", "p50", "p99", "cpu_us")
+                    if figure in measured[0]
                 }
+                for figure in ("rps", "cpu_us"):  # each round's over the first target's
+                    if figure in measured[0]:
+                        pairs = zip(measured, first, strict=True)
+                        ratios = [run[figure] / base[figure] for run, base in pairs]
+                        result[f"{figure}_paired"] = statistics.median(ratios)
+                        result[f"{figure}_paired_range"] = (min(ratios), max(ratios))
+                results[(name, stream, connections)] = result
 
 
 def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
     print(
         f"{'mode':10} {'conns':>5} {'target':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'+p50 ms':>8}"
+        f" {'+p50 ms':>8} {'CPU µs/req':>10}"
     )
     for stream in (False, True):
         for connections in (1, 32):
@@ -405,21 +422,27 @@ def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
                 r = results[(name, stream, connections)]
                 added = r["p50"] - direct["p50"] if name != "direct" else 0.0
                 mode = "stream" if stream else "json"
+                cpu = f"{r['cpu_us']:>10.0f}" if "cpu_us" in r else ""
                 print(
                     f"{mode:10} {connections:>5} {name:9} {r['rps']:>9.0f} {r['p50']:>8.2f}"
-                    f" {r['p99']:>8.2f} {added:>8.2f}"
+                    f" {r['p99']:>8.2f} {added:>8.2f} {cpu}"
                 )
-            relay = results[("llmrelay", stream, connections)]["rps"]
-            bare = results[("bare", stream, connections)]["rps"]
-            paired = results[("llmrelay", stream, connections)]
+            relay = results[("llmrelay", stream, connections)]
+            bare = results[("bare", stream, connections)]
+            low, high = relay["rps_paired_range"]
             print(
-                f"{'':10} {'':>5} llmrelay / bare requests/s: {relay / bare:.2f} (medians);"
-                f" {paired['paired']:.2f} (median of rounds, each llmrelay / bare;"
-                f" {paired['paired_min']:.2f}-{paired['paired_max']:.2f})"
+                f"{'':16} llmrelay / bare requests/s: {relay['rps'] / bare['rps']:.2f} (medians);"
+                f" {relay['rps_paired']:.2f} (median of rounds, each llmrelay / bare;"
+                f" {low:.2f}-{high:.2f})"
+            )
+            low, high = relay["cpu_us_paired_range"]
+            print(
+                f"{'':16} llmrelay / bare CPU time a request: {relay['cpu_us_paired']:.3f}"
+                f" (median of rounds; {low:.3f}-{high:.3f})"
             )
             if "litellm" in names:
-                ratio = relay / results[("litellm", stream, connections)]["rps"]
-                print(f"{'':10} {'':>5} llmrelay / litellm requests/s: {ratio:.1f}x")
+                ratio = relay["rps"] / results[("litellm", stream, connections)]["rps"]
+                print(f"{'':16} llmrelay / litellm requests/s: {ratio:.1f}x")
     print(
         f"resident memory after the runs (no local model loaded): bare {memory['bare']:.0f} MB,"
         f" llmrelay {memory['llmrelay']:.0f} MB"
