@@ -3,8 +3,8 @@
 The HTTP edge shows a stream's meter each item on its way to the client, and tells it how the
 stream ended: the usage chunk gives the figures; a stream that ends without one (the client
 left, the upstream broke it) is billed for what was forwarded, counted with the built-in
-tokenizer, tool-call arguments included. The admission is settled with the
-real total, for limits and budgets (which meter a request even where the ledger is off).
+tokenizer, tool-call arguments included. The admission is settled with the real total, for
+limits and budgets (which meter a request even where the ledger is off).
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ class LocalProvider(Provider):
                     generated[event.index] = event.completion_tokens
                     cached = event.cached_tokens
         except asyncio.CancelledError:  # the client left: what was made so far is billed
-            context.cut_usage.set(usage(len(plan.prompt), sum(generated)))
+            if any(generated):  # (one still waiting for a slot had its prompt unread)
+                context.cut_usage.set(usage(len(plan.prompt), sum(generated)))
             raise
         choices = [
             {
