@@ -7,7 +7,8 @@ each run under valgrind's callgrind in turn with nginx as the upstream. After --
 the counts are zeroed, --requests requests are sent over --connections keep-alive connections,
 and the count is read: instructions per request of the whole process, its threads included. The
 servers' periodic work (ledger writes, key refreshes) is slowed by the factor valgrind slows the
-requests, so that it weighs on each request as it does at full speed. Hash randomisation is off,
+requests, so that it weighs on each request as it does at full speed, and so is the time after
+which a request starts watching for its client's disconnect. Hash randomisation is off,
 so that two runs count the same. It prints both counts and llmrelay / bare.
 
 Needs valgrind, nginx and wrk (the script installs them when it runs as root). Run:
@@ -36,9 +37,12 @@ SLOWDOWN = 50
 
 def serve_slowed() -> None:
     """``llmrelay serve`` with its periodic work SLOWDOWN times rarer (run under valgrind)."""
+    from llmrelay.api import disconnect
     from llmrelay.cli.main import cli
     from llmrelay.gateway import periodic
     from llmrelay.store import ledger
+
+    disconnect.WATCH_AFTER *= SLOWDOWN
 
     every = periodic.Periodic.__init__
     periodic.Periodic.__init__ = lambda self, seconds, work, what: every(  # type: ignore[method-assign]
