@@ -5,15 +5,14 @@ load: direct to nginx; through llmrelay (one process) as an operator runs it, wi
 key store that has requests and tokens per minute and a budget, and the usage ledger on (SQLite);
 through the same llmrelay with all that off ("bare": a key from the config, no limits, no
 ledger); through the LiteLLM proxy (one worker, installed by this script in
-bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateway is pinned to
-core 0, nginx and wrk to core 1; bare and llmrelay are loaded in turn (in alternating order),
---rounds times each, and the medians compared, as well as the median of each round's
-llmrelay / bare. It prints
-requests/s, p50 and p99, the p50 added over direct, the gateway's CPU time per request (all its
-threads; read from /proc around each run), resident memory, llmrelay / bare (the cost of keys,
-limits and the ledger: in requests/s, and in CPU time a request, which the machine's other load
-moves less than it moves requests/s) and llmrelay / LiteLLM. Both send OpenAI's x-ratelimit-*
-headers (bare reports its key unlimited).
+bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateways are pinned
+to core 0, nginx and wrk to core 1; bare, llmrelay and LiteLLM are loaded in turn (in alternating
+order), --rounds times each, and their medians compared, as well as the median of each round's
+llmrelay / bare and llmrelay / LiteLLM. It prints requests/s, p50 and p99, the p50 added over
+direct, the gateway's CPU time per request (all its threads; read from /proc around each run),
+resident memory, llmrelay / bare (the cost of keys, limits and the ledger, in requests/s and in
+CPU time a request) and llmrelay / LiteLLM. Both llmrelays send OpenAI's x-ratelimit-* headers
+(bare reports its key unlimited).
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
@@ -34,6 +33,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4, help="length of each wrk run")
     # many short rounds rather than a few long ones: a paired round's ratio ranges over ±25 %
     # on this shared machine, and the median of more of them moves less
-    parser.add_argument("--rounds", type=int, default=10, help="runs of bare and llmrelay each")
+    parser.add_argument("--rounds", type=int, default=10, help="runs of each gateway")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     args = parser.parse_args()
     ensure_tools()
@@ -314,16 +314,19 @@ def main() -> None:
     upstream_port, bare_port, relay_port, litellm_port = (free_port() for _ in range(4))
     upstream = f"http://127.0.0.1:{upstream_port}"
     nginx = start_nginx(work, upstream_port)
-    results: dict[tuple[str, bool, int], dict[str, float]] = {}
+    results: dict[tuple[str, bool, int], dict[str, Any]] = {}
     names = ["direct", "bare", "llmrelay"] + ([] if args.no_litellm else ["litellm"])
     memory: dict[str, float] = {}
     try:
         wait_http(f"{upstream}/v1/chat/completions")
         measure(results, [Target("direct", upstream, "x", "bench-upstream")], args.seconds, 1)
-        # both on core 0, loaded in turn (an idle one takes nothing), so that the machine's
-        # drift falls on both alike; the medians of their rounds are compared
-        bare = start_llmrelay(work, upstream, bare_port, pipeline=False)
-        relay = start_llmrelay(work, upstream, relay_port, pipeline=True)
+        # all on core 0, loaded in turn (an idle one takes nothing: LiteLLM used 0.02 s of CPU
+        # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
+        # figures are compared, and the medians of their ratios reported
+        servers = [
+            bare := start_llmrelay(work, upstream, bare_port, pipeline=False),
+            relay := start_llmrelay(work, upstream, relay_port, pipeline=True),
+        ]
         try:
             targets = [
                 Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench", bare.pid),
@@ -335,20 +338,16 @@ def main() -> None:
                     relay.pid,
                 ),
             ]
+            if not args.no_litellm:
+                servers.append(litellm := start_litellm(work, upstream, litellm_port))
+                base = f"http://127.0.0.1:{litellm_port}"
+                targets.append(Target("litellm", base, LITELLM_KEY, "bench", litellm.pid))
             measure(results, targets, args.seconds, args.rounds)
             memory = {"bare": rss_mb(bare.pid), "llmrelay": rss_mb(relay.pid)}
         finally:
-            for process in (bare, relay):
+            for process in servers:
                 process.terminate()
                 process.wait()
-        if not args.no_litellm:
-            litellm = start_litellm(work, upstream, litellm_port)
-            try:
-                base = f"http://127.0.0.1:{litellm_port}"
-                measure(results, [Target("litellm", base, LITELLM_KEY, "bench")], args.seconds, 1)
-            finally:
-                litellm.terminate()
-                litellm.wait()
     finally:
         nginx.terminate()
         nginx.wait()
@@ -370,21 +369,20 @@ class Target:
 
 
 def measure(
-    results: dict[tuple[str, bool, int], dict[str, float]],
+    results: dict[tuple[str, bool, int], dict[str, Any]],
     targets: list[Target],
     seconds: int,
     rounds: int,
 ) -> None:
     """Load each target in turn, JSON and streamed, with 1 and 32 connections; ``rounds``
-    times over (in alternating order), keeping the median of each figure, and of each target's
-    requests/s over the first target's in the same round ("paired": the machine's drift
-    between rounds cancels)."""
+    times over (in alternating order), keeping the median of each figure, and every round's
+    figures (to pair with another target's in the same round)."""
     for stream in (False, True):
         for connections in (1, 32):
             runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
             for round_ in range(rounds):
-                # in turn, first one first, then the other: a drift within a round falls on
-                # both alike over two rounds
+                # in turn, first to last, then last to first: a drift within a round falls on
+                # all alike over two rounds
                 for target in targets if round_ % 2 == 0 else targets[::-1]:
                     url, model = target.url_and_model(stream)
                     wrk(url, target.key, model, stream, connections, 1)  # warm-up
@@ -394,20 +392,22 @@ def measure(
                         used = cpu_seconds(target.pid) - used
                         run["cpu_us"] = used / run["requests"] * 1e6
                     runs[target.name].append(run)
-            first = runs[targets[0].name]
             for name, measured in runs.items():
-                result = {
+                result: dict[str, Any] = {
                     figure: statistics.median(run[figure] for run in measured)
                     for figure in ("rps", "p50", "p99", "cpu_us")
                     if figure in measured[0]
                 }
-                for figure in ("rps", "cpu_us"):  # each round's over the first target's
-                    if figure in measured[0]:
-                        pairs = zip(measured, first, strict=True)
-                        ratios = [run[figure] / base[figure] for run, base in pairs]
-                        result[f"{figure}_paired"] = statistics.median(ratios)
-                        result[f"{figure}_paired_range"] = (min(ratios), max(ratios))
-                results[(name, stream, connections)] = result
+                results[(name, stream, connections)] = result | {"runs": measured}
+
+
+def paired(
+    runs: list[dict[str, float]], bases: list[dict[str, float]], figure: str
+) -> tuple[float, float, float]:
+    """The median of each round's ``figure`` over the base's in the same round, its least and its
+    most (the machine's drift between rounds cancels)."""
+    ratios = [run[figure] / base[figure] for run, base in zip(runs, bases, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
@@ -429,20 +429,23 @@ def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
                 )
             relay = results[("llmrelay", stream, connections)]
             bare = results[("bare", stream, connections)]
-            low, high = relay["rps_paired_range"]
+            median, low, high = paired(relay["runs"], bare["runs"], "rps")
             print(
                 f"{'':16} llmrelay / bare requests/s: {relay['rps'] / bare['rps']:.2f} (medians);"
-                f" {relay['rps_paired']:.2f} (median of rounds, each llmrelay / bare;"
-                f" {low:.2f}-{high:.2f})"
+                f" {median:.2f} (median of rounds, each llmrelay / bare; {low:.2f}-{high:.2f})"
             )
-            low, high = relay["cpu_us_paired_range"]
+            median, low, high = paired(relay["runs"], bare["runs"], "cpu_us")
             print(
-                f"{'':16} llmrelay / bare CPU time a request: {relay['cpu_us_paired']:.3f}"
+                f"{'':16} llmrelay / bare CPU time a request: {median:.3f}"
                 f" (median of rounds; {low:.3f}-{high:.3f})"
             )
             if "litellm" in names:
-                ratio = relay["rps"] / results[("litellm", stream, connections)]["rps"]
-                print(f"{'':16} llmrelay / litellm requests/s: {ratio:.1f}x")
+                litellm = results[("litellm", stream, connections)]
+                median, low, high = paired(relay["runs"], litellm["runs"], "rps")
+                print(
+                    f"{'':16} llmrelay / litellm requests/s: {median:.1f}x (median of rounds;"
+                    f" {low:.1f}-{high:.1f}x)"
+                )
     print(
         f"resident memory after the runs (no local model loaded): bare {memory['bare']:.0f} MB,"
         f" llmrelay {memory['llmrelay']:.0f} MB"
