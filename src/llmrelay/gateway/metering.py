@@ -3,8 +3,9 @@
 The HTTP edge shows a stream's meter each item on its way to the client, and tells it how the
 stream ended: the usage chunk gives the figures; a stream that ends without one (the client
 left, the upstream broke it) is billed for what was forwarded, counted with the built-in
-tokenizer, tool-call arguments included. The admission is settled with the real total, for
-limits and budgets (which meter a request even where the ledger is off).
+tokenizer, tool-call arguments included (or, cut short on the built-in model, for the prompt
+and tokens the model counted, in ``context.cut_usage``). The admission is settled with the
+real total, for limits and budgets (which meter a request even where the ledger is off).
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ class Meter:
         self._forwarded.append(item)
 
     async def stream_ended(self, failure: BaseException | None, *, disconnected: bool) -> None:
-        """``finish`` for a stream: from its usage chunk, or if it sent none, from what was
-        forwarded, counted. (The HTTP edge calls ``saw`` and this rather than iterate the
-        chunks through a metering generator: its hooks and steps cost more than the metering.)"""
-        usage = self._usage
+        """``finish`` for a stream: from its usage chunk; if it sent none, from the usage its
+        provider counted when it was cut short (the built-in model's); else from what was
+        forwarded, counted. (The HTTP edge calls ``saw`` and this rather than iterate the chunks
+        through a metering generator: its hooks and steps cost more than the metering.)"""
+        usage = self._usage or context.cut_usage.get()
         if not usage and self._forwarded and not self._finished:
             usage = await counted_usage(self._request, chunk_deltas(_chunks(self._forwarded)))
         self.finish(usage, self._model, failure, disconnected)

@@ -60,9 +60,8 @@ class LocalProvider(Provider):
                     finish[event.index] = _finish_reason(event, readers[event.index])
                     generated[event.index] = event.completion_tokens
                     cached = event.cached_tokens
-        except asyncio.CancelledError:  # the client left: what was made so far is billed
-            if any(generated):  # (one still waiting for a slot had its prompt unread)
-                context.cut_usage.set(usage(len(plan.prompt), sum(generated)))
+        except asyncio.CancelledError:
+            _cut_short(plan, generated)
             raise
         choices = [
             {
@@ -88,22 +87,28 @@ class LocalProvider(Provider):
         yield header.chunk(
             [chunk_choice(i, first, None, _first_logprobs(plan)) for i in range(plan.n)]
         )
-        completion_tokens = 0
-        async for event in self._events(plan):
-            if isinstance(event, TextDelta):
-                deltas = readers[event.index].feed(event.text)
-                logprobs = event.logprobs
-                for delta in deltas:
-                    yield header.chunk([chunk_choice(event.index, delta, None, logprobs)])
-                    logprobs = None
-            elif isinstance(event, Finished):
-                for delta in readers[event.index].finish():
-                    yield header.chunk([chunk_choice(event.index, delta)])
-                reason = _finish_reason(event, readers[event.index])
-                yield header.chunk([chunk_choice(event.index, {}, reason)])
-                completion_tokens += event.completion_tokens
-                cached = event.cached_tokens
-        yield header.chunk([], usage=usage(len(plan.prompt), completion_tokens, cached))
+        generated = [0] * plan.n  # tokens, per choice
+        cached = 0
+        try:
+            async for event in self._events(plan):
+                if isinstance(event, TextDelta):
+                    generated[event.index] = event.tokens
+                    deltas = readers[event.index].feed(event.text)
+                    logprobs = event.logprobs
+                    for delta in deltas:
+                        yield header.chunk([chunk_choice(event.index, delta, None, logprobs)])
+                        logprobs = None
+                elif isinstance(event, Finished):
+                    generated[event.index] = event.completion_tokens
+                    for delta in readers[event.index].finish():
+                        yield header.chunk([chunk_choice(event.index, delta)])
+                    reason = _finish_reason(event, readers[event.index])
+                    yield header.chunk([chunk_choice(event.index, {}, reason)])
+                    cached = event.cached_tokens
+        except (GeneratorExit, asyncio.CancelledError):  # closed or cancelled: the client left
+            _cut_short(plan, generated)
+            raise
+        yield header.chunk([], usage=usage(len(plan.prompt), sum(generated), cached))
 
     async def _events(self, plan: EnginePlan) -> AsyncIterator[TextDelta | Finished]:
         try:
@@ -117,6 +122,14 @@ class LocalProvider(Provider):
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.engine.close)
+
+
+def _cut_short(plan: EnginePlan, generated: list[int]) -> None:
+    """An answer whose client left: the prompt read and the tokens made so far are billed (for
+    the meter, in ``context.cut_usage``); nothing for one still waiting for a slot, whose prompt
+    was not read."""
+    if any(generated):
+        context.cut_usage.set(usage(len(plan.prompt), sum(generated)))
 
 
 def _finish_reason(event: Finished, reader: ToolCallReader) -> str:
