@@ -63,7 +63,7 @@ class EventStream:
         sent = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            failure = await self._send_events(send, watch)
+            failure = await self._send_events(send)
             sent = True
         except asyncio.CancelledError:
             if not watch.took_back():
@@ -75,7 +75,7 @@ class EventStream:
             if self._meter is not None:
                 await self._meter.stream_ended(failure, disconnected=not sent)
 
-    async def _send_events(self, send: Send, watch: DisconnectWatch) -> Exception | None:
+    async def _send_events(self, send: Send) -> Exception | None:
         """Sends the stream to its end; returns the failure that ended it early, if one did."""
         meter = self._meter
         failure: Exception | None = None
@@ -98,7 +98,7 @@ class EventStream:
             failure, last = exc, frame(internal_error_body(self._request_id))
         else:
             last = _DONE_EVENT
-        watch.finishing = True
+        self._watch.finishing = True
         await send({"type": "http.response.body", "body": last, "more_body": False})
         return failure
 
