@@ -8,15 +8,19 @@ ledger); through the LiteLLM proxy (one worker, installed by this script in
 bench/.venv-litellm); non-streaming and streaming; 1 and 32 connections. The gateways are pinned
 to core 0, nginx and wrk to core 1; bare, llmrelay and LiteLLM are loaded in turn (in alternating
 order), --rounds times each, and their medians compared, as well as the median of each round's
-llmrelay / bare and llmrelay / LiteLLM. It prints requests/s, p50 and p99, the p50 added over
-direct, the gateway's CPU time per request (all its threads; read from /proc around each run),
-resident memory, llmrelay / bare (the cost of keys, limits and the ledger, in requests/s and in
-CPU time a request) and llmrelay / LiteLLM. Both llmrelays send OpenAI's x-ratelimit-* headers
-(bare reports its key unlimited).
+llmrelay / bare and llmrelay / LiteLLM. Bare and llmrelay are started anew --pairs times, each
+pair with a hash seed (PYTHONHASHSEED) of its own that both share: a Python server's speed moves
+by a few per cent with its seed (two bare servers, loaded at once on one core, differed by 3.4 %
+with random seeds and by 0.3 % with the same one), a bias that the rounds of one pair of processes
+do not average out. It prints requests/s, p50 and p99, the p50 added over direct, the gateway's
+CPU time per request (all its threads; read from /proc around each run), resident memory,
+llmrelay / bare (the cost of keys, limits and the ledger, in requests/s and in CPU time a
+request) and llmrelay / LiteLLM. Both llmrelays send OpenAI's x-ratelimit-* headers (bare reports
+its key unlimited).
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
-[--rounds 10] [--no-litellm]
+[--pairs 5] [--rounds 2] [--no-litellm]
 """
 
 from __future__ import annotations
@@ -158,9 +162,10 @@ def start_llmrelay(
     pipeline: bool,
     command: list[str] = PINNED,
     start_seconds: float = 120,
+    seed: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """llmrelay, run by ``command`` (its arguments follow); with ``pipeline``, the usage ledger
-    on (otherwise off)."""
+    on (otherwise off); ``seed``: its PYTHONHASHSEED (else this process's)."""
     data = work / ("llmrelay" if pipeline else "bare")
     data.mkdir()
     config = data / "llmrelay.yaml"
@@ -177,6 +182,8 @@ def start_llmrelay(
         "LLMRELAY_ADMIN_KEY": ADMIN_KEY,
         "LLMRELAY_DATA_DIR": str(data),
     }
+    if seed is not None:
+        env["PYTHONHASHSEED"] = str(seed)
     process = subprocess.Popen(
         [*command, "serve", "--port", str(port), "--config", str(config)],
         env=env,
@@ -301,57 +308,82 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+#: every run of each target, by (target, stream, connections), in the order of the rounds
+Runs = dict[tuple[str, bool, int], list[dict[str, float]]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=4, help="length of each wrk run")
+    parser.add_argument(
+        "--pairs", type=int, default=5, help="times bare and llmrelay are started, a seed each"
+    )
     # many short rounds rather than a few long ones: a paired round's ratio ranges over ±25 %
     # on this shared machine, and the median of more of them moves less
-    parser.add_argument("--rounds", type=int, default=10, help="runs of each gateway")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each gateway per pair")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     args = parser.parse_args()
     ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llmrelay-gateway-"))
-    upstream_port, bare_port, relay_port, litellm_port = (free_port() for _ in range(4))
+    upstream_port, litellm_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     nginx = start_nginx(work, upstream_port)
-    results: dict[tuple[str, bool, int], dict[str, Any]] = {}
+    runs: Runs = {}
     names = ["direct", "bare", "llmrelay"] + ([] if args.no_litellm else ["litellm"])
     memory: dict[str, float] = {}
+    litellm: subprocess.Popen[bytes] | None = None
     try:
         wait_http(f"{upstream}/v1/chat/completions")
-        measure(results, [Target("direct", upstream, "x", "bench-upstream")], args.seconds, 1)
-        # all on core 0, loaded in turn (an idle one takes nothing: LiteLLM used 0.02 s of CPU
-        # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
-        # figures are compared, and the medians of their ratios reported
-        servers = [
-            bare := start_llmrelay(work, upstream, bare_port, pipeline=False),
-            relay := start_llmrelay(work, upstream, relay_port, pipeline=True),
-        ]
-        try:
-            targets = [
-                Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench", bare.pid),
-                Target(
-                    "llmrelay",
-                    f"http://127.0.0.1:{relay_port}",
-                    stored_key(relay_port),
-                    "bench",
-                    relay.pid,
-                ),
-            ]
-            if not args.no_litellm:
-                servers.append(litellm := start_litellm(work, upstream, litellm_port))
-                base = f"http://127.0.0.1:{litellm_port}"
-                targets.append(Target("litellm", base, LITELLM_KEY, "bench", litellm.pid))
-            measure(results, targets, args.seconds, args.rounds)
-            memory = {"bare": rss_mb(bare.pid), "llmrelay": rss_mb(relay.pid)}
-        finally:
-            for process in servers:
-                process.terminate()
-                process.wait()
+        measure(runs, [Target("direct", upstream, "x", "bench-upstream")], args.seconds, 1)
+        others = []
+        if not args.no_litellm:
+            litellm = start_litellm(work, upstream, litellm_port)
+            base = f"http://127.0.0.1:{litellm_port}"
+            others.append(Target("litellm", base, LITELLM_KEY, "bench", litellm.pid))
+        for seed in range(args.pairs):
+            memory = run_pair(runs, work / f"pair-{seed}", upstream, seed, others, args)
     finally:
+        if litellm is not None:
+            litellm.terminate()
+            litellm.wait()
         nginx.terminate()
         nginx.wait()
-    report(results, memory, names)
+    report(summary(runs), memory, names)
+
+
+def run_pair(
+    runs: Runs,
+    work: Path,
+    upstream: str,
+    seed: int,
+    others: list[Target],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Start bare and llmrelay with hash seed ``seed``, load them and ``others`` in
+    ``args.rounds`` rounds; their resident memory after."""
+    work.mkdir()
+    bare_port, relay_port = free_port(), free_port()
+    # all on core 0, loaded in turn (an idle one takes nothing: LiteLLM used 0.02 s of CPU
+    # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
+    # figures are compared, and the medians of their ratios reported
+    bare = start_llmrelay(work, upstream, bare_port, pipeline=False, seed=seed)
+    try:
+        relay = start_llmrelay(work, upstream, relay_port, pipeline=True, seed=seed)
+        try:
+            key = stored_key(relay_port)
+            targets = [
+                Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench", bare.pid),
+                Target("llmrelay", f"http://127.0.0.1:{relay_port}", key, "bench", relay.pid),
+                *others,
+            ]
+            measure(runs, targets, args.seconds, args.rounds)
+            return {"bare": rss_mb(bare.pid), "llmrelay": rss_mb(relay.pid)}
+        finally:
+            relay.terminate()
+            relay.wait()
+    finally:
+        bare.terminate()
+        bare.wait()
 
 
 @dataclass(frozen=True)
@@ -368,18 +400,12 @@ class Target:
         return f"{self.base}/v1/chat/completions", f"{self.model}-stream" if stream else self.model
 
 
-def measure(
-    results: dict[tuple[str, bool, int], dict[str, Any]],
-    targets: list[Target],
-    seconds: int,
-    rounds: int,
-) -> None:
+def measure(runs: Runs, targets: list[Target], seconds: int, rounds: int) -> None:
     """Load each target in turn, JSON and streamed, with 1 and 32 connections; ``rounds``
-    times over (in alternating order), keeping the median of each figure, and every round's
-    figures (to pair with another target's in the same round)."""
+    times over (in alternating order), adding each run to ``runs`` (a round's runs of two
+    targets are paired by their place)."""
     for stream in (False, True):
         for connections in (1, 32):
-            runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
             for round_ in range(rounds):
                 # in turn, first to last, then last to first: a drift within a round falls on
                 # all alike over two rounds
@@ -391,14 +417,21 @@ def measure(
                     if target.pid:
                         used = cpu_seconds(target.pid) - used
                         run["cpu_us"] = used / run["requests"] * 1e6
-                    runs[target.name].append(run)
-            for name, measured in runs.items():
-                result: dict[str, Any] = {
-                    figure: statistics.median(run[figure] for run in measured)
-                    for figure in ("rps", "p50", "p99", "cpu_us")
-                    if figure in measured[0]
-                }
-                results[(name, stream, connections)] = result | {"runs": measured}
+                    runs.setdefault((target.name, stream, connections), []).append(run)
+
+
+def summary(runs: Runs) -> dict[tuple[str, bool, int], dict[str, Any]]:
+    """The median of each figure of each target, with its runs (to pair with another
+    target's)."""
+    return {
+        key: {
+            figure: statistics.median(run[figure] for run in measured)
+            for figure in ("rps", "p50", "p99", "cpu_us")
+            if figure in measured[0]
+        }
+        | {"runs": measured}
+        for key, measured in runs.items()
+    }
 
 
 def paired(
