@@ -15,6 +15,9 @@ from tests.upstream import STREAM_PIECES, Upstream
 
 HELLO = [{"role": "user", "content": "hi"}]
 COOLDOWN_SECONDS = 1.0
+#: a weight that puts a deployment before one of weight 1 all but once in a million requests
+#: (at 1000 to 1 it was once in a thousand: a test that sends several requests could fail by chance)
+FIRST = 10**6
 
 
 def _deployment(
@@ -34,21 +37,21 @@ def _deployment(
 @pytest.fixture(scope="module")
 def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = upstream.base_url
-    # the failing deployment weighs 1000 to 1, so it is nearly always tried first
+    # the failing deployment weighs FIRST to 1, so it is tried first
     lines = ["models:"]
-    lines += _deployment("pair", url, "broken", 1000) + _deployment("pair", url, "answer")
-    lines += _deployment("limited-pair", url, "limited", 1000)
+    lines += _deployment("pair", url, "broken", FIRST) + _deployment("pair", url, "answer")
+    lines += _deployment("limited-pair", url, "limited", FIRST)
     lines += _deployment("limited-pair", url, "answer")
-    lines += _deployment("strict-pair", url, "bad-param", 1000)
+    lines += _deployment("strict-pair", url, "bad-param", FIRST)
     lines += _deployment("strict-pair", url, "answer")
     lines += _deployment("alone", url, "broken") + _deployment(
         "backup", url, "answer", 1, "aliases: [spare]"
     )
-    lines += _deployment("resting", url, "flaky", 1000) + _deployment("resting", url, "answer")
+    lines += _deployment("resting", url, "flaky", FIRST) + _deployment("resting", url, "answer")
     lines += _deployment("narrow", url, "answer", 1, "max_concurrency: 1")
     # the deployments of "spill" mark their requests (``user``) to tell which one answered
     lines += _deployment(
-        "spill", url, "answer", 1000, "max_concurrency: 1", "params: {set: {user: a}}"
+        "spill", url, "answer", FIRST, "max_concurrency: 1", "params: {set: {user: a}}"
     )
     lines += _deployment("spill", url, "answer", 1, "params: {set: {user: b}}")
     lines += ["fallbacks:", "  alone: [backup]"]
