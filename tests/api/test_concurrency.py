@@ -10,6 +10,7 @@ import httpx2
 import openai
 import pytest
 
+from llmrelay.config import BUILTIN_MODEL_NAME
 from tests.conftest import API_KEY, Server
 from tests.ledger import first_row_where, last_row_id
 from tests.spec import AsyncValidatingTransport
@@ -130,6 +131,7 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
     # billed for the prompt the model read and the tokens it made, as the engine counted them
     assert row["usage_source"] == "reported"
     assert row["prompt_tokens"] > 20 and row["completion_tokens"] > 0
+    assert row["model_served"] == BUILTIN_MODEL_NAME
 
 
 async def test_seed_is_stable_whatever_runs_beside_it(aclient: openai.AsyncOpenAI) -> None:

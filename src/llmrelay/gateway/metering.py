@@ -4,7 +4,7 @@ The HTTP edge shows a stream's meter each item on its way to the client, and tel
 stream ended: the usage chunk gives the figures; a stream that ends without one (the client
 left, the upstream broke it) is billed for what was forwarded, counted with the built-in
 tokenizer, tool-call arguments included (or, cut short on the built-in model, for the prompt
-and tokens the model counted, in ``context.cut_usage``). The admission is settled with the
+and tokens the model counted, in ``context.cut_short``). The admission is settled with the
 real total, for limits and budgets (which meter a request even where the ledger is off).
 """
 
@@ -78,10 +78,12 @@ class Meter:
         provider counted when it was cut short (the built-in model's); else from what was
         forwarded, counted. (The HTTP edge calls ``saw`` and this rather than iterate the chunks
         through a metering generator: its hooks and steps cost more than the metering.)"""
-        usage = self._usage or context.cut_usage.get()
+        usage, model = self._usage, self._model
+        if not usage and (cut := context.cut_short.get()) is not None:
+            usage, model = cut.usage, model or cut.model
         if not usage and self._forwarded and not self._finished:
             usage = await counted_usage(self._request, chunk_deltas(_chunks(self._forwarded)))
-        self.finish(usage, self._model, failure, disconnected)
+        self.finish(usage, model, failure, disconnected)
 
     def finish(
         self,

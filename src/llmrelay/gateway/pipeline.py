@@ -107,7 +107,11 @@ def _failed(meter: Meter, admission: Admission, exc: BaseException) -> None:
     for what the provider had made, if it could tell). (Not a coroutine wrapping the call: the
     try in each caller costs nothing on the way through.)"""
     if isinstance(exc, asyncio.CancelledError):
-        meter.finish(context.cut_usage.get(), disconnected=True)
+        cut = context.cut_short.get()
+        if cut is None:
+            meter.finish(disconnected=True)
+        else:
+            meter.finish(cut.usage, cut.model, disconnected=True)
     elif isinstance(exc, Exception):
         meter.finish(failure=_with_headers(exc, admission.headers))
 

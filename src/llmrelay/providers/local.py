@@ -61,7 +61,7 @@ class LocalProvider(Provider):
                     generated[event.index] = event.completion_tokens
                     cached = event.cached_tokens
         except asyncio.CancelledError:
-            _cut_short(plan, generated)
+            _cut_short(plan, generated, self.model_name)
             raise
         choices = [
             {
@@ -106,7 +106,7 @@ class LocalProvider(Provider):
                     yield header.chunk([chunk_choice(event.index, {}, reason)])
                     cached = event.cached_tokens
         except (GeneratorExit, asyncio.CancelledError):  # closed or cancelled: the client left
-            _cut_short(plan, generated)
+            _cut_short(plan, generated, self.model_name)
             raise
         yield header.chunk([], usage=usage(len(plan.prompt), sum(generated), cached))
 
@@ -124,12 +124,12 @@ class LocalProvider(Provider):
         await asyncio.to_thread(self.engine.close)
 
 
-def _cut_short(plan: EnginePlan, generated: list[int]) -> None:
+def _cut_short(plan: EnginePlan, generated: list[int], model: str) -> None:
     """An answer whose client left: the prompt read and the tokens made so far are billed (for
-    the meter, in ``context.cut_usage``); nothing for one still waiting for a slot, whose prompt
+    the meter, in ``context.cut_short``); nothing for one still waiting for a slot, whose prompt
     was not read."""
     if any(generated):
-        context.cut_usage.set(usage(len(plan.prompt), sum(generated)))
+        context.cut_short.set(context.CutShort(usage(len(plan.prompt), sum(generated)), model))
 
 
 def _finish_reason(event: Finished, reader: ToolCallReader) -> str:
