@@ -1,0 +1,121 @@
+"""What keys, limits and the ledger cost in throughput, measured with bare and llmrelay loaded at
+the same time on one core, so that the machine's drift falls on both at once.
+
+bench/gateway.py loads the gateways in turn; on this shared machine a round's llmrelay / bare
+ranges over ±15 % there, and the median of ten rounds moves by several per cent between runs.
+Here the two servers of bench/gateway.py (bare: a key from the config, no limits, no ledger;
+llmrelay: a stored key with requests and tokens per minute and a budget, the ledger on SQLite)
+are both pinned to core 0 and each loaded by a wrk of its own (both on core 1, with nginx)
+for the same seconds: the kernel shares core 0 between them, so each one's requests/s is the
+share it got over its cost a request, and llmrelay / bare in a round is bare's cost over
+llmrelay's. Each pair of servers runs with one hash seed that both share (a server's speed moves
+by a few per cent with its seed); --pairs pairs with seeds 0, 1, ... It prints each round's
+requests/s and CPU time per request (from /proc) and their ratios, then the medians.
+
+Two identical bare servers measured this way gave 0.997 (0.987-1.021) over six rounds with the
+same seed, and 1.034 with random seeds.
+
+Run: .venv/bin/python bench/shared_core.py [--stream] [--connections 32] [--pairs 2] [--rounds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gateway  # the benchmark next door: its upstream, servers and keys
+
+
+def load_together(
+    targets: list[tuple[str, int, str, int]], stream: bool, connections: int, seconds: int
+) -> dict[str, dict[str, float]]:
+    """Each target (name, port, key, pid) loaded by a wrk of its own, all at once."""
+    runs: dict[str, dict[str, float]] = {}
+    used = {name: gateway.cpu_seconds(pid) for name, _, _, pid in targets}
+    model = "bench-stream" if stream else "bench"
+
+    def load(name: str, port: int, key: str) -> None:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        runs[name] = gateway.wrk(url, key, model, stream, connections, seconds)
+
+    threads = [threading.Thread(target=load, args=target[:3]) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, _, _, pid in targets:
+        runs[name]["cpu_us"] = (
+            (gateway.cpu_seconds(pid) - used[name]) / runs[name]["requests"] * 1e6
+        )
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", action="store_true", help="streamed answers")
+    parser.add_argument("--connections", type=int, default=32, help="connections to each server")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each round")
+    parser.add_argument("--pairs", type=int, default=2, help="pairs of servers, a seed each")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per pair")
+    args = parser.parse_args()
+    gateway.ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="llmrelay-shared-core-"))
+    upstream_port = gateway.free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    nginx = gateway.start_nginx(work, upstream_port)
+    rps: list[float] = []
+    cpu: list[float] = []
+    try:
+        gateway.wait_http(f"{upstream}/v1/chat/completions")
+        for seed in range(args.pairs):
+            pair = work / f"pair-{seed}"
+            pair.mkdir()
+            bare_port, relay_port = gateway.free_port(), gateway.free_port()
+            bare = gateway.start_llmrelay(pair, upstream, bare_port, pipeline=False, seed=seed)
+            try:
+                relay = gateway.start_llmrelay(pair, upstream, relay_port, pipeline=True, seed=seed)
+                try:
+                    targets = [
+                        ("bare", bare_port, gateway.KEY, bare.pid),
+                        ("llmrelay", relay_port, gateway.stored_key(relay_port), relay.pid),
+                    ]
+                    load_together(targets, args.stream, args.connections, 1)  # warm-up
+                    for round_ in range(args.rounds):
+                        runs = load_together(targets, args.stream, args.connections, args.seconds)
+                        relayed, bared = runs["llmrelay"], runs["bare"]
+                        rps.append(relayed["rps"] / bared["rps"])
+                        cpu.append(relayed["cpu_us"] / bared["cpu_us"])
+                        print(
+                            f"seed {seed} round {round_}: requests/s bare {bared['rps']:.0f},"
+                            f" llmrelay {relayed['rps']:.0f} ({rps[-1]:.3f}); CPU µs a request"
+                            f" bare {bared['cpu_us']:.0f}, llmrelay {relayed['cpu_us']:.0f}"
+                            f" ({cpu[-1]:.3f})",
+                            flush=True,
+                        )
+                finally:
+                    relay.terminate()
+                    relay.wait()
+            finally:
+                bare.terminate()
+                bare.wait()
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    mode = "stream" if args.stream else "json"
+    print(f"{mode}, {args.connections} connections each, {len(rps)} rounds")
+    print(
+        f"llmrelay / bare requests/s: {statistics.median(rps):.3f} ({min(rps):.3f}-{max(rps):.3f})"
+    )
+    print(
+        f"llmrelay / bare CPU time a request: {statistics.median(cpu):.3f}"
+        f" ({min(cpu):.3f}-{max(cpu):.3f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
