@@ -26,6 +26,7 @@ runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -361,29 +363,35 @@ def run_pair(
 ) -> dict[str, float]:
     """Start bare and llmrelay with hash seed ``seed``, load them and ``others`` in
     ``args.rounds`` rounds; their resident memory after."""
-    work.mkdir()
-    bare_port, relay_port = free_port(), free_port()
     # all on core 0, loaded in turn (an idle one takes nothing: LiteLLM used 0.02 s of CPU
     # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
     # figures are compared, and the medians of their ratios reported
-    bare = start_llmrelay(work, upstream, bare_port, pipeline=False, seed=seed)
+    with bare_and_llmrelay(work, upstream, seed) as pair:
+        measure(runs, [*pair, *others], args.seconds, args.rounds)
+        return {target.name: rss_mb(target.pid) for target in pair if target.pid}
+
+
+@contextlib.contextmanager
+def bare_and_llmrelay(work: Path, upstream: str, seed: int) -> Iterator[tuple[Target, Target]]:
+    """Bare and llmrelay (with a stored key), both with hash seed ``seed``, data in ``work``;
+    stopped at the end."""
+    work.mkdir()
+    ports = free_port(), free_port()
+    servers: list[subprocess.Popen[bytes]] = []
     try:
-        relay = start_llmrelay(work, upstream, relay_port, pipeline=True, seed=seed)
-        try:
-            key = stored_key(relay_port)
-            targets = [
-                Target("bare", f"http://127.0.0.1:{bare_port}", KEY, "bench", bare.pid),
-                Target("llmrelay", f"http://127.0.0.1:{relay_port}", key, "bench", relay.pid),
-                *others,
-            ]
-            measure(runs, targets, args.seconds, args.rounds)
-            return {"bare": rss_mb(bare.pid), "llmrelay": rss_mb(relay.pid)}
-        finally:
-            relay.terminate()
-            relay.wait()
+        for port, pipeline in zip(ports, (False, True), strict=True):
+            servers.append(start_llmrelay(work, upstream, port, pipeline=pipeline, seed=seed))
+        bare, relay = servers
+        yield (
+            Target("bare", f"http://127.0.0.1:{ports[0]}", KEY, "bench", bare.pid),
+            Target(
+                "llmrelay", f"http://127.0.0.1:{ports[1]}", stored_key(ports[1]), "bench", relay.pid
+            ),
+        )
     finally:
-        bare.terminate()
-        bare.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
 
 
 @dataclass(frozen=True)

@@ -32,26 +32,24 @@ import gateway  # the benchmark next door: its upstream, servers and keys
 
 
 def load_together(
-    targets: list[tuple[str, int, str, int]], stream: bool, connections: int, seconds: int
+    targets: tuple[gateway.Target, ...], stream: bool, connections: int, seconds: int
 ) -> dict[str, dict[str, float]]:
-    """Each target (name, port, key, pid) loaded by a wrk of its own, all at once."""
+    """Each target loaded by a wrk of its own, all at once."""
     runs: dict[str, dict[str, float]] = {}
-    used = {name: gateway.cpu_seconds(pid) for name, _, _, pid in targets}
-    model = "bench-stream" if stream else "bench"
+    used = {target.name: gateway.cpu_seconds(target.pid or 0) for target in targets}
 
-    def load(name: str, port: int, key: str) -> None:
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        runs[name] = gateway.wrk(url, key, model, stream, connections, seconds)
+    def load(target: gateway.Target) -> None:
+        url, model = target.url_and_model(stream)
+        runs[target.name] = gateway.wrk(url, target.key, model, stream, connections, seconds)
 
-    threads = [threading.Thread(target=load, args=target[:3]) for target in targets]
+    threads = [threading.Thread(target=load, args=(target,)) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for name, _, _, pid in targets:
-        runs[name]["cpu_us"] = (
-            (gateway.cpu_seconds(pid) - used[name]) / runs[name]["requests"] * 1e6
-        )
+    for target in targets:
+        cpu = gateway.cpu_seconds(target.pid or 0) - used[target.name]
+        runs[target.name]["cpu_us"] = cpu / runs[target.name]["requests"] * 1e6
     return runs
 
 
@@ -73,36 +71,20 @@ def main() -> None:
     try:
         gateway.wait_http(f"{upstream}/v1/chat/completions")
         for seed in range(args.pairs):
-            pair = work / f"pair-{seed}"
-            pair.mkdir()
-            bare_port, relay_port = gateway.free_port(), gateway.free_port()
-            bare = gateway.start_llmrelay(pair, upstream, bare_port, pipeline=False, seed=seed)
-            try:
-                relay = gateway.start_llmrelay(pair, upstream, relay_port, pipeline=True, seed=seed)
-                try:
-                    targets = [
-                        ("bare", bare_port, gateway.KEY, bare.pid),
-                        ("llmrelay", relay_port, gateway.stored_key(relay_port), relay.pid),
-                    ]
-                    load_together(targets, args.stream, args.connections, 1)  # warm-up
-                    for round_ in range(args.rounds):
-                        runs = load_together(targets, args.stream, args.connections, args.seconds)
-                        relayed, bared = runs["llmrelay"], runs["bare"]
-                        rps.append(relayed["rps"] / bared["rps"])
-                        cpu.append(relayed["cpu_us"] / bared["cpu_us"])
-                        print(
-                            f"seed {seed} round {round_}: requests/s bare {bared['rps']:.0f},"
-                            f" llmrelay {relayed['rps']:.0f} ({rps[-1]:.3f}); CPU µs a request"
-                            f" bare {bared['cpu_us']:.0f}, llmrelay {relayed['cpu_us']:.0f}"
-                            f" ({cpu[-1]:.3f})",
-                            flush=True,
-                        )
-                finally:
-                    relay.terminate()
-                    relay.wait()
-            finally:
-                bare.terminate()
-                bare.wait()
+            with gateway.bare_and_llmrelay(work / f"pair-{seed}", upstream, seed) as pair:
+                load_together(pair, args.stream, args.connections, 1)  # warm-up
+                for round_ in range(args.rounds):
+                    runs = load_together(pair, args.stream, args.connections, args.seconds)
+                    relayed, bared = runs["llmrelay"], runs["bare"]
+                    rps.append(relayed["rps"] / bared["rps"])
+                    cpu.append(relayed["cpu_us"] / bared["cpu_us"])
+                    print(
+                        f"seed {seed} round {round_}: requests/s bare {bared['rps']:.0f},"
+                        f" llmrelay {relayed['rps']:.0f} ({rps[-1]:.3f}); CPU µs a request"
+                        f" bare {bared['cpu_us']:.0f}, llmrelay {relayed['cpu_us']:.0f}"
+                        f" ({cpu[-1]:.3f})",
+                        flush=True,
+                    )
     finally:
         nginx.terminate()
         nginx.wait()
