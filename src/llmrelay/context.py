@@ -6,7 +6,8 @@ from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
-#: the deployment that answered the request being served (set by the router), for the ledger
+#: the deployment that answered the request being served, or failed last, or was answering when
+#: its client left (set by the router), for the ledger
 backend: ContextVar[str | None] = ContextVar("backend", default=None)
 
 

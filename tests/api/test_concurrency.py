@@ -132,6 +132,7 @@ async def test_a_client_that_leaves_stops_its_generation(server: Server, stream:
     assert row["usage_source"] == "reported"
     assert row["prompt_tokens"] > 20 and row["completion_tokens"] > 0
     assert row["model_served"] == BUILTIN_MODEL_NAME
+    assert row["backend"] == f"{BUILTIN_MODEL_NAME}#0 (local)"
 
 
 async def test_seed_is_stable_whatever_runs_beside_it(aclient: openai.AsyncOpenAI) -> None:

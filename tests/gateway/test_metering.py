@@ -117,6 +117,7 @@ def test_a_client_leaving_before_the_upstream_answers_ends_the_request(
     condition = "model_requested = 'relay-hang' AND stream = ?"
     row = first_row_where(relay, condition, int(stream), timeout=4)
     assert row["disconnected"] == 1 and row["latency_ms"] < 4000
+    assert row["backend"] == "relay-hang#0 (openai)", "the deployment it was waiting for"
 
 
 def test_an_upstream_error_is_recorded(relay: Server, sdk: openai.OpenAI) -> None:

@@ -140,6 +140,9 @@ class Router:
             if name != model:
                 log.info("request %s: falling back to %s", context.request_id.get(), name)
             await deployment.enter()
+            # for the ledger: the deployment that answered, failed last, or was answering when
+            # the client left
+            context.backend.set(deployment.label)
             try:
                 result = await call(deployment.provider)
             except LLMRelayError as exc:
@@ -152,7 +155,6 @@ class Router:
                 deployment.leave()
                 raise
             self._succeeded(deployment)
-            context.backend.set(deployment.label)
             return result, deployment
         assert last is not None, "every model has at least one deployment"
         raise last
