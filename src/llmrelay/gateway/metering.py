@@ -85,6 +85,15 @@ class Meter:
             usage = await counted_usage(self._request, chunk_deltas(_chunks(self._forwarded)))
         self.finish(usage, model, failure, disconnected)
 
+    def client_left(self) -> None:
+        """``finish`` for an answer cancelled because its client left: billed for what its
+        provider had made, if it told (the built-in model does, in ``context.cut_short``)."""
+        cut = context.cut_short.get()
+        if cut is None:
+            self.finish(disconnected=True)
+        else:
+            self.finish(cut.usage, cut.model, disconnected=True)
+
     def finish(
         self,
         usage: dict[str, Any] | None = None,

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any, NoReturn
 
-from llmrelay import context
 from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Admission, Limiter
@@ -107,11 +106,7 @@ def _failed(meter: Meter, admission: Admission, exc: BaseException) -> None:
     for what the provider had made, if it could tell). (Not a coroutine wrapping the call: the
     try in each caller costs nothing on the way through.)"""
     if isinstance(exc, asyncio.CancelledError):
-        cut = context.cut_short.get()
-        if cut is None:
-            meter.finish(disconnected=True)
-        else:
-            meter.finish(cut.usage, cut.model, disconnected=True)
+        meter.client_left()
     elif isinstance(exc, Exception):
         meter.finish(failure=_with_headers(exc, admission.headers))
 
