@@ -9,15 +9,17 @@ from llmrelay.gateway.counters import LocalCounters
 
 async def test_a_charge_counts_until_its_limit() -> None:
     counters = LocalCounters()
-    rpm, tokens = ("rpm", 60, 1, 2), ("tokens", 60, 300, 1000)
+    rpm, tokens = (counters.counter("rpm", 60), 1, 2), (counters.counter("tokens", 60), 300, 1000)
     assert await counters.charge([rpm, tokens]) == ([1, 300], None)
     assert await counters.charge([rpm, tokens]) == ([2, 600], None)
     assert await counters.charge([rpm, tokens]) == ([2], 0), "a third passes the RPM"
     assert await counters.get("tokens") == 600, "a refused request charges nothing after it"
     counters.settle([tokens], 50)  # each of the two used 50
     counters.settle([tokens], 50)
-    assert await counters.charge([("tokens", 60, 900, 1000)]) == ([1000], None)
-    assert await counters.charge([("tokens", 60, 1, 1000)]) == ([1000], 0)
+    again = counters.counter("tokens", 60)
+    assert again is tokens[0], "a counter is found by its name"
+    assert await counters.charge([(again, 900, 1000)]) == ([1000], None)
+    assert await counters.charge([(again, 1, 1000)]) == ([1000], 0)
 
 
 async def test_a_counter_counts_until_it_expires() -> None:

@@ -31,7 +31,13 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from llmrelay.errors import QuotaExceededError, RateLimitError
-from llmrelay.gateway.counters import Charge, Counters, LocalCounters, SharedCounters
+from llmrelay.gateway.counters import (
+    Charge,
+    Counter,
+    Counters,
+    LocalCounters,
+    SharedCounters,
+)
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.ledger import Ledger
@@ -83,47 +89,40 @@ class _Window(NamedTuple):
     names: tuple[str, str, str]  # its limit's, remaining's and reset's headers
     limit: int
     limit_text: str
-    counter: str
+    counter: Counter
 
 
 class _Plan:
     """What admitting a key's requests in one clock minute needs that is the same for each: its
-    counters named, its one-request charge, the kinds of its charges in order, its windows.
-    Made again when the minute turns or the key changes (a changed key is a new record)."""
+    counters, its one-request charge, the kinds of its charges in order, its windows. Made
+    again when the minute turns or the key changes (a changed key is a new record)."""
 
-    __slots__ = (
-        "budget",
-        "budget_expiry",
-        "kinds",
-        "minute",
-        "record",
-        "request",
-        "tokens",
-        "windows",
-    )
+    __slots__ = ("budget", "kinds", "minute", "record", "request", "tokens", "windows")
 
-    def __init__(self, record: KeyRecord, minute: int) -> None:
+    def __init__(self, record: KeyRecord, minute: int, counters: Counters) -> None:
         self.record = record
         self.minute = minute
         self.request: Charge | None = None
-        self.tokens = f"llmrelay/tokens/{record.id}/{minute}"
-        self.budget = ""
-        self.budget_expiry = 0
+        self.tokens: Counter | None = None
+        self.budget: Counter | None = None
         kinds = []
         windows = []
         if record.rpm:
             kinds.append("requests")
-            requests = f"llmrelay/requests/{record.id}/{minute}"
-            self.request = (requests, _WINDOW_EXPIRY, 1, record.rpm)
+            requests = counters.counter(f"llmrelay/requests/{record.id}/{minute}", _WINDOW_EXPIRY)
+            self.request = (requests, 1, record.rpm)
             windows.append(_Window(_REQUESTS, record.rpm, str(record.rpm), requests))
         if record.tpm:
             kinds.append("tokens")
-            windows.append(_Window(_TOKENS, record.tpm, str(record.tpm), self.tokens))
+            tokens = counters.counter(f"llmrelay/tokens/{record.id}/{minute}", _WINDOW_EXPIRY)
+            self.tokens = tokens
+            windows.append(_Window(_TOKENS, record.tpm, str(record.tpm), tokens))
         self.windows = tuple(windows)
         if record.budget_tokens:
             kinds.append("budget")
-            period, _, self.budget_expiry = _period_at(record.budget_period or "total", minute)
-            self.budget = f"llmrelay/budget/{record.id}/{period}/{record.budget_tokens}"
+            period, _, expiry = _period_at(record.budget_period or "total", minute)
+            key = f"llmrelay/budget/{record.id}/{period}/{record.budget_tokens}"
+            self.budget = counters.counter(key, expiry)
         self.kinds = tuple(kinds)
 
 
@@ -168,11 +167,11 @@ class Limiter:
             )
         plan = self._current_plan(caller, minute) or await self._new_plan(caller, minute)
         charges = [plan.request] if plan.request else []
-        if tpm:
-            charges.append((plan.tokens, _WINDOW_EXPIRY, estimate, tpm))
-        if budget:
-            cost = body_size + output + TEMPLATE_TOKENS
-            charges.append((plan.budget, plan.budget_expiry, cost, budget))
+        # (a plan has the counter of each limit its key has)
+        if tpm and plan.tokens:
+            charges.append((plan.tokens, estimate, tpm))
+        if budget and plan.budget:
+            charges.append((plan.budget, body_size + output + TEMPLATE_TOKENS, budget))
         counts, refused = await self._counters.charge(charges)
         made = charges if refused is None else charges[:refused]
         admission.charges = made[1:] if rpm else made  # tokens are corrected, a request is one
@@ -193,7 +192,7 @@ class Limiter:
         now = time.time()
         minute = int(now) // _MINUTE
         plan = self._current_plan(caller, minute) or await self._new_plan(caller, minute)
-        counts = [await self._counters.get(window.counter) for window in plan.windows]
+        counts = [await self._counters.get(window.counter.key) for window in plan.windows]
         return _headers(plan, counts, _duration((minute + 1) * _MINUTE - now))
 
     def _current_plan(self, caller: KeyRecord, minute: int) -> _Plan | None:
@@ -206,15 +205,15 @@ class Limiter:
 
     async def _new_plan(self, caller: KeyRecord, minute: int) -> _Plan:
         """The caller's plan for ``minute``, its budget's counter started from the ledger."""
-        plan = self._plans[caller.id] = _Plan(caller, minute)
-        if plan.budget and plan.budget not in self._seeded:
+        plan = self._plans[caller.id] = _Plan(caller, minute, self._counters)
+        if plan.budget and plan.budget.key not in self._seeded:
             await self._seed(caller, plan.budget, minute)
         return plan
 
     def _refusal(
         self, kind: str, charge: Charge, used: int, admission: Admission, caller: KeyRecord
     ) -> RateLimitError | QuotaExceededError:
-        _, _, cost, limit = charge
+        _, cost, limit = charge
         if kind == "requests":
             return _rate_limited(
                 admission,
@@ -235,12 +234,13 @@ class Limiter:
             headers={**admission.headers, "x-should-retry": "false"},
         )
 
-    async def _seed(self, caller: KeyRecord, key: str, minute: int) -> None:
+    async def _seed(self, caller: KeyRecord, budget: Counter, minute: int) -> None:
         """Start the period's counter from the ledger, once for all instances sharing it."""
+        key, expiry = budget.key, budget.expiry
         async with self._seeding:
             if key in self._seeded:
                 return
-            _, since, expiry = _period_at(caller.budget_period or "total", minute)
+            _, since, _ = _period_at(caller.budget_period or "total", minute)
             if await self._counters.add(key + "/seeded", expiry, 1) == 1:
                 await self._ledger.flush()
                 spent = await self._ledger.spent(caller.id, since)
