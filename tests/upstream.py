@@ -265,6 +265,21 @@ async def flaky(up: Upstream, request: web.Request, body: dict[str, Any]) -> web
     return await answer(up, request, body)
 
 
+async def odd(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """An answer whose model is no string and whose usage counts are no numbers."""
+    oddities = {"model": 123, "usage": {"prompt_tokens": "nine", "completion_tokens": [5]}}
+    if not body.get("stream"):
+        completion = _completion({"role": "assistant", "content": "Hello, world!"}, "stop")
+        return web.json_response({**completion, **oddities})
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    delta = {"role": "assistant", "content": "Hello"}
+    await response.write(_chunk([{"index": 0, "delta": delta, "finish_reason": None}], **oddities))
+    await response.write(_chunk([], **oddities))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
 async def hang(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     await asyncio.sleep(10)
     return web.json_response({})
@@ -287,6 +302,7 @@ SCRIPTS: dict[
     "refuses-key": refuses_key,
     "hang": hang,
     "flaky": flaky,
+    "odd": odd,
 }
 
 

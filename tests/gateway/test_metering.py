@@ -22,7 +22,7 @@ HELLO = [{"role": "user", "content": "hi"}]
 @pytest.fixture(scope="module")
 def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("metering")
-    lines = relay_models(upstream, ["answer", "no-usage", "tools-stream", "limited", "hang"])
+    lines = relay_models(upstream, ["answer", "no-usage", "tools-stream", "limited", "hang", "odd"])
     with configured_server(data, lines, {"LLMRELAY_ADMIN_KEY": ADMIN_KEY}) as server:
         yield server
 
@@ -118,6 +118,24 @@ def test_a_client_leaving_before_the_upstream_answers_ends_the_request(
     row = first_row_where(relay, condition, int(stream), timeout=4)
     assert row["disconnected"] == 1 and row["latency_ms"] < 4000
     assert row["backend"] == "relay-hang#0 (openai)", "the deployment it was waiting for"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_with_odd_model_and_usage_is_relayed_and_recorded(
+    relay: Server, key: dict, stream: bool
+) -> None:
+    """An upstream's model that is no string and usage counts that are no numbers reach the
+    client as sent; the row records no model served and counts only what is a number."""
+    response = httpx2.post(
+        f"{relay.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {key['key']}"},
+        json={"model": "relay-odd", "messages": HELLO, "stream": stream},
+    )
+    assert response.status_code == 200, response.text
+    assert ('"model":123' if stream else "Hello, world!") in response.text
+    row = ledger_row(relay, response.headers["x-request-id"])
+    assert (row["status"], row["model_served"]) == (200, None)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (0, 0)
 
 
 def test_an_upstream_error_is_recorded(relay: Server, sdk: openai.OpenAI) -> None:

@@ -18,7 +18,7 @@ import orjson
 from llmrelay import context
 from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.limits import Admission
-from llmrelay.protocol.events import DONE, data_payloads
+from llmrelay.protocol.events import data_payloads
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import StreamItem
 from llmrelay.providers.counting import CountedUsage, chunk_deltas, counted_usage, said
@@ -69,8 +69,11 @@ class Meter:
         if self._ttft_ms is None and _generated(item):
             self._ttft_ms = (time.perf_counter() - self._started) * 1000
         if isinstance(item, dict):
-            self._model = self._model or item.get("model")
-            self._usage = item.get("usage") or self._usage
+            model, usage = item.get("model"), item.get("usage")
+            if self._model is None and isinstance(model, str):
+                self._model = model
+            if usage and isinstance(usage, dict):
+                self._usage = usage
         self._forwarded.append(item)
 
     async def stream_ended(self, failure: BaseException | None, *, disconnected: bool) -> None:
@@ -96,12 +99,14 @@ class Meter:
 
     def finish(
         self,
-        usage: dict[str, Any] | None = None,
-        model: str | None = None,
+        usage: object = None,
+        model: object = None,
         failure: BaseException | None = None,
         disconnected: bool = False,
     ) -> None:
-        """Write the row, once."""
+        """Write the row, once. ``usage`` and ``model`` as the backend said them: a model that
+        is no string is not recorded, and a count that is no number counts 0 (the client gets
+        them as they were)."""
         if self._finished:
             return
         self._finished = True
@@ -114,9 +119,9 @@ class Meter:
                 status, error_code = 500, "server_error"
         prompt = completion = 0
         source = "none"
-        if usage:
-            prompt = int(usage.get("prompt_tokens") or 0)
-            completion = int(usage.get("completion_tokens") or 0)
+        if usage and isinstance(usage, dict):
+            prompt = _count(usage.get("prompt_tokens"))
+            completion = _count(usage.get("completion_tokens"))
             source = "counted" if isinstance(usage, CountedUsage) else "reported"
         if self._ledger is not None:
             self._ledger.record(
@@ -125,7 +130,7 @@ class Meter:
                     self._request_id,
                     self._key_id,
                     self._request.model,
-                    model,  # served
+                    model if isinstance(model, str) else None,  # served
                     context.backend.get(),
                     prompt,
                     completion,
@@ -139,6 +144,10 @@ class Meter:
                 )
             )
         self._admission.settle(prompt + completion)
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and value > 0 else 0
 
 
 #: the fields of a delta that carry generated text, as an upstream frames them
@@ -161,12 +170,18 @@ def _generated(item: StreamItem) -> bool:
 
 
 def _chunks(items: list[StreamItem]) -> list[dict[str, Any]]:
-    """The chunk objects among stream items, framed ones decoded."""
+    """The chunk objects among stream items, framed ones decoded (an upstream's frame that is
+    no JSON object has nothing to count)."""
     chunks: list[dict[str, Any]] = []
     for item in items:
         if isinstance(item, dict):
             chunks.append(item)
             continue
-        payloads = data_payloads(item.split(b"\n"))
-        chunks += [orjson.loads(data) for data in payloads if data != DONE]
+        for data in data_payloads(item.split(b"\n")):
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:  # [DONE], or a broken frame
+                continue
+            if isinstance(chunk, dict):
+                chunks.append(chunk)
     return chunks
