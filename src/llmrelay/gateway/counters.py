@@ -24,9 +24,8 @@ _SWEEP_SECONDS = 60
 class Counter:
     """One counter: its name, the seconds it lives from its first charge, and its count where
     this process keeps it (``LocalCounters``). A limiter holds on to the counters of a key's
-    current window and charges them as they are: found by name each time, a local counter cost
-    a dictionary lookup per charge and its settling, and four times as much in the server as in
-    a tight loop (memory the rest of a request had pushed out of the caches)."""
+    current window and charges them as they are, rather than find a local one by its name on
+    every charge and every settling."""
 
     __slots__ = ("expires", "expiry", "key", "n")
 
