@@ -320,8 +320,9 @@ def main() -> None:
     parser.add_argument(
         "--pairs", type=int, default=5, help="times bare and llmrelay are started, a seed each"
     )
-    # many short rounds rather than a few long ones: a paired round's ratio ranges over ±25 %
-    # on this shared machine, and the median of more of them moves less
+    # many short rounds (--pairs times --rounds, 10 by default) rather than a few long ones:
+    # a paired round's ratio ranges over ±25 % on this shared machine, and the median of more
+    # of them moves less
     parser.add_argument("--rounds", type=int, default=2, help="runs of each gateway per pair")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     args = parser.parse_args()
