@@ -1,16 +1,19 @@
-"""Compiles the modules of the gateway pipeline with mypyc; everything else is in pyproject.toml.
+"""Compiles the modules of the gateway pipeline with mypyc when ``LLMRELAY_COMPILE=1`` (as mypy
+does with ``MYPY_USE_MYPYC``); everything else is in pyproject.toml.
 
 Every request with a stored key passes through these: keys, limits, metering and the ledger.
-Compiled, they cost about a third less of the server's time (bench/shared_core.py: llmrelay /
-bare requests/s 0.91 -> 0.94). The other modules stay interpreted: they cost bare and llmrelay
-alike, or are off the request path. Imports outside the list are not followed (the build runs
-without llmrelay's dependencies), so their types are plain objects to the compiled code.
+Compiled, they cost about a third less of the server's time (``bench/shared_core.py``). The
+other modules stay interpreted: they cost bare and llmrelay alike, or are off the request path.
+Imports outside the list are not followed (the build runs without llmrelay's dependencies), so
+their types are plain objects to the compiled code.
 
-An editable install compiles them in place, beside their sources: after changing one, install
-again (``bash scripts/test`` does; the tests refuse to run on a stale build).
+By default nothing is compiled, and an editable install runs its sources. A compiled editable
+install builds the modules beside their sources, where they shadow them: after changing one,
+install again (the tests refuse to run on a build older than its sources).
 """
 
-from mypyc.build import mypycify
+import os
+
 from setuptools import setup
 
 COMPILED = [
@@ -23,4 +26,9 @@ COMPILED = [
     "src/llmrelay/store/ledger_writes.py",
 ]
 
-setup(ext_modules=mypycify(["--follow-imports=skip", *COMPILED], opt_level="3"))
+if os.environ.get("LLMRELAY_COMPILE") == "1":
+    from mypyc.build import mypycify
+
+    setup(ext_modules=mypycify(["--follow-imports=skip", *COMPILED], opt_level="3"))
+else:
+    setup()
