@@ -259,6 +259,14 @@ async def refuses_key(
     )
 
 
+async def echo_key(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """An upstream whose error message echoes the credential it got (some do)."""
+    received = request.headers.get("authorization", "")
+    return _error(
+        400, f"Key not valid for this model: {received}", "invalid_request_error", None, None
+    )
+
+
 async def flaky(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     if up.flaky_down:
         return web.Response(status=503, text="down for now")
@@ -278,6 +286,14 @@ async def odd(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.S
     await response.write(_chunk([], **oddities))
     await response.write(b"data: [DONE]\n\n")
     return response
+
+
+async def max_tokens(
+    up: Upstream, request: web.Request, body: dict[str, Any]
+) -> web.StreamResponse:
+    """Says back the max_tokens it was asked for."""
+    asked = body.get("max_tokens", body.get("max_completion_tokens"))
+    return web.json_response(_completion({"role": "assistant", "content": str(asked)}, "stop"))
 
 
 async def hang(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -300,6 +316,8 @@ SCRIPTS: dict[
     "bad-param": bad_param,
     "broken": broken,
     "refuses-key": refuses_key,
+    "echo-key": echo_key,
+    "max-tokens": max_tokens,
     "hang": hang,
     "flaky": flaky,
     "odd": odd,

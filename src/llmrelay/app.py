@@ -25,6 +25,7 @@ from llmrelay.config import (
     OpenAIModelConfig,
 )
 from llmrelay.gateway.auth import KeyChecker
+from llmrelay.gateway.counters import Counters, LocalCounters, SharedCounters
 from llmrelay.gateway.limits import Limiter
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.providers.anthropic import AnthropicProvider
@@ -39,12 +40,13 @@ from llmrelay.store.ledger import Ledger
 GC_THRESHOLD = 10_000
 
 
-def build_provider(model: ModelConfig) -> Provider:
-    """The provider of one configured model; a local model is loaded here, once."""
+def build_provider(model: ModelConfig, secrets: list[str]) -> Provider:
+    """The provider of one configured model; a local model is loaded here, once. ``secrets``:
+    what an upstream's error messages must not show."""
     if isinstance(model, OpenAIModelConfig):
-        return OpenAIProvider(model)
+        return OpenAIProvider(model, secrets=secrets)
     if isinstance(model, AnthropicModelConfig):
-        return AnthropicProvider(model)
+        return AnthropicProvider(model, secrets=secrets)
     # llama.cpp (and numpy) are imported only by a server that runs a local model: a pure
     # gateway stays some 40 MB smaller
     from llmrelay.engine.local import LocalEngine
@@ -69,10 +71,20 @@ def build_router(config: Config) -> Router:
         label = f"{model.name}#{len(deployments)} ({PROVIDER_TYPES[type(model)]})"
         # a local model queues by itself (its ``parallel`` slots)
         limit = None if isinstance(model, LocalModelConfig) else model.max_concurrency
-        deployments.append(Deployment(build_provider(model), label, model.weight, limit))
+        provider = build_provider(model, config.secrets())
+        deployments.append(Deployment(provider, label, model.weight, limit))
         aliases.update(dict.fromkeys(model.aliases, model.name))
-    cooldown = Cooldown(failures=config.cooldown_failures, seconds=config.cooldown_seconds)
+    cooldown = Cooldown(failures=config.cooldown.failures, seconds=config.cooldown.seconds)
     return Router(models, aliases, config.fallbacks, cooldown)
+
+
+def build_counters(config: Config) -> Counters:
+    if config.redis_url is None:
+        return LocalCounters()
+    limits = config.limits
+    return SharedCounters(
+        config.redis_url, timeout=limits.redis_timeout, failure=limits.redis_failure
+    )
 
 
 def database_url(config: Config) -> str:
@@ -93,7 +105,6 @@ def _prepare_store(config: Config, static_hashes: list[str]) -> str | None:
 
 
 async def _prepare_store_async(config: Config, static_hashes: list[str]) -> str | None:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(database_url(config))
     try:
         await database.migrate()
@@ -113,7 +124,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     store = KeyStore(database)
     keys = KeyChecker(static_hashes, store)
     ledger = Ledger(database)
-    limiter = Limiter(ledger, config.redis_url)
+    limiter = Limiter(ledger, build_counters(config))
     gateway = Gateway(keys, router, ledger, limiter, metering=config.usage_ledger)
 
     @asynccontextmanager
@@ -136,8 +147,19 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         await limiter.aclose()
         await database.aclose()
 
-    routes = Routes(gateway, max_body_bytes=config.max_body_bytes)
-    admin = AdminRoutes(store, keys, ledger, admin_hash)
+    routes = Routes(
+        gateway,
+        max_body_bytes=config.server.max_body_bytes,
+        body_timeout=config.server.body_timeout,
+    )
+    admin = AdminRoutes(
+        store,
+        keys,
+        ledger,
+        admin_hash,
+        max_body_bytes=config.server.max_body_bytes,
+        body_timeout=config.server.body_timeout,
+    )
     app = Starlette(
         routes=routes.routes() + admin.routes(),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -8,15 +8,32 @@
     │   └── MissingAPIKeyError (code null)
     ├── PermissionDeniedError (403, code permission_denied)
     ├── NotFoundError (404, code model_not_found)
+    ├── RequestTimeoutError (408, code request_timeout)
     ├── RequestTooLargeError (413)
     ├── RateLimitError (429, code rate_limit_exceeded)
+    ├── QuotaExceededError (429, insufficient_quota)
+    ├── ClientLeftError (499: nobody reads it)
     ├── UpstreamError (502)
+    ├── UnavailableError (503: overloaded, stopping, limits unreachable)
     └── UpstreamTimeoutError (504)
 
 One handler at the HTTP edge renders the whole family as ``{"error": {...}}``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+#: a secret shorter than this is not looked for in text (it would match by chance)
+_SECRET_LENGTH = 8
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret in it replaced by ``***`` (an upstream may echo its key)."""
+    for secret in secrets:
+        if len(secret) >= _SECRET_LENGTH and secret in text:
+            text = text.replace(secret, "***")
+    return text
 
 
 class LLMRelayError(Exception):
@@ -85,6 +102,12 @@ class NotFoundError(LLMRelayError):
     code = "model_not_found"
 
 
+class RequestTimeoutError(LLMRelayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class RequestTooLargeError(LLMRelayError):
     status = 413
     type = "invalid_request_error"
@@ -105,9 +128,25 @@ class QuotaExceededError(LLMRelayError):
     code = "insufficient_quota"
 
 
+class ClientLeftError(LLMRelayError):
+    """The client went away before its request was read: the response goes to nobody."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
+
+
 class UpstreamError(LLMRelayError):
     status = 502
     type = "upstream_error"
+
+
+class UnavailableError(LLMRelayError):
+    """llmrelay itself cannot serve the request now (not the deployment's fault)."""
+
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
 
 
 class UpstreamTimeoutError(LLMRelayError):

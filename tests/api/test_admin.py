@@ -153,6 +153,13 @@ def test_the_admin_api_is_for_the_admin_key(
         assert response.json()["error"]["code"] == code
 
 
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
@@ -164,6 +171,9 @@ def test_the_admin_api_is_for_the_admin_key(
         ({"enabled": "yes"}, "enabled"),
         ({"name": ""}, "name"),
         ({"tpm": 2**63}, "tpm"),
+        ({"budget_tokens": 2**53}, "budget_tokens"),
+        ({"expires_at": "0001-01-01T00:00:00+14:00"}, "expires_at"),
+        ({"metadata": nested(100)}, "metadata"),
         ({}, "name"),
     ],
 )
@@ -181,3 +191,10 @@ def test_unknown_key_id_is_404(pair: tuple[Server, Server]) -> None:
     response = admin(pair[0], "GET", "/keys/key_nothere")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "key_not_found"
+
+
+def test_a_time_beyond_what_a_date_holds_is_a_400(pair: tuple[Server, Server]) -> None:
+    response = admin(pair[0], "GET", "/usage", params={"since": "0001-01-01T00:00:00+14:00"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "since"
+    assert "Traceback" not in pair[0].log.read_text()

@@ -270,6 +270,34 @@ def test_forced_tool_call_validates(client: openai.OpenAI, choice: object) -> No
         jsonschema.validate(json.loads(call.function.arguments), params)
 
 
+@pytest.mark.parametrize("max_tokens", [2, 14])
+def test_a_forced_call_cut_short_is_returned_as_far_as_it_got(
+    client: openai.OpenAI, max_tokens: int
+) -> None:
+    """Cut within the call's name (2 tokens) or its arguments (14): a partial call with
+    finish_reason "length", JSON and streamed (LangChain's with_structured_output got None
+    from an empty answer)."""
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    asked = {"model": MODEL, "messages": WEATHER_QUESTION, "tools": TOOLS, "seed": 4}
+    answer = client.chat.completions.create(**asked, tool_choice=forced, max_tokens=max_tokens)
+    result = answer.choices[0]
+    assert result.finish_reason == "length"
+    assert result.message.tool_calls and len(result.message.tool_calls) == 1
+    call = result.message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert bool(call.function.arguments) == (max_tokens > 2), "the arguments made so far"
+    stream = client.chat.completions.create(
+        **asked, tool_choice=forced, max_tokens=max_tokens, stream=True
+    )
+    names, arguments, finish = [], "", None
+    for chunk in stream:
+        for delta_call in chunk.choices[0].delta.tool_calls or ():
+            names += [delta_call.function.name] if delta_call.function.name else []
+            arguments += delta_call.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert (names, arguments, finish) == (["get_weather"], call.function.arguments, "length")
+
+
 def test_streamed_tool_call_is_reassembled_by_the_sdk(client: openai.OpenAI) -> None:
     with client.chat.completions.stream(
         model=MODEL,

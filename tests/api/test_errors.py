@@ -127,13 +127,15 @@ def test_context_length_exceeded(server: Server) -> None:
     assert error["code"] == "context_length_exceeded"
 
 
-def test_answers_longer_than_the_model_gives_are_refused(server: Server) -> None:
-    error = error_of(
-        post_chat(server, {"model": MODEL, "messages": HELLO, "max_tokens": 2000}), 400
-    )
-    assert (error["param"], error["code"]) == ("max_tokens", "invalid_value")
-    body = {"model": MODEL, "messages": HELLO, "max_completion_tokens": 1025}
-    assert error_of(post_chat(server, body), 400)["param"] == "max_completion_tokens"
+def test_an_answer_may_be_as_long_as_the_context_holds(server: Server) -> None:
+    # more than the model's output cap (1024), which only applies when a request sets no limit
+    answer = post_chat(server, {"model": MODEL, "messages": HELLO, "max_tokens": 2000})
+    assert answer.status_code == 200, answer.text
+    validate("CreateChatCompletionResponse", answer.json())
+    body = {"model": MODEL, "messages": HELLO, "max_completion_tokens": 8192}
+    error = error_of(post_chat(server, body), 400)
+    assert (error["param"], error["code"]) == ("messages", "context_length_exceeded")
+    assert "8192" in error["message"]
 
 
 def test_oversized_body(server: Server) -> None:
@@ -193,3 +195,52 @@ def test_model_lookup(server: Server) -> None:
     response = httpx2.get(f"{server.base_url}/models/nope", headers=headers, timeout=10)
     assert error_of(response, 404)["code"] == "model_not_found"
     assert httpx2.get(f"{server.base_url}/models", timeout=10).status_code == 401
+
+
+DEEP = "[" * 1000 + "]" * 1000
+NESTED_100 = '{"a":' * 100 + "1" + "}" * 100
+
+
+@pytest.mark.parametrize(
+    ("field", "param"),
+    [
+        ('"prediction": {"type": "content", "content": %s}', "prediction"),
+        (
+            '"tools": [{"type": "function", "function": {"name": "f", "parameters": '
+            '{"type": "object", "properties": {"a": %s}}}}]',
+            "tools",
+        ),
+        (
+            '"response_format": {"type": "json_schema", "json_schema": {"name": "x", '
+            '"schema": {"a": %s}}}',
+            "response_format",
+        ),
+    ],
+)
+@pytest.mark.parametrize(("nested", "named"), [(DEEP, "top"), (NESTED_100, "full")])
+def test_json_nested_too_deep_is_a_400_naming_its_param(
+    server: Server, field: str, param: str, nested: str, named: str
+) -> None:
+    """Nested past what can be decoded (1,000), or past the limit (64) but decodable: either
+    way a 400, never a RecursionError further on."""
+    start = f'{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "hi"}}], '
+    body = start + field.replace("%s", nested) + "}"
+    error = error_of(post_chat(server, body.encode()), 400)
+    if named == "top":  # too deep to decode: the top-level field
+        assert error["param"] == param
+    else:  # decoded: the whole path
+        assert error["param"] in {
+            "prediction",
+            "tools[0].function.parameters",
+            "response_format.json_schema.schema",
+        }
+        assert error["param"].startswith(param)
+    assert "nested deeper than 64" in error["message"]
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_counts_beyond_what_a_counter_holds_are_a_400(server: Server) -> None:
+    body = {"model": MODEL, "messages": HELLO, "max_tokens": 4611686018427387904, "n": 2}
+    assert error_of(post_chat(server, body), 400)["param"] == "max_tokens"
+    body = {"model": MODEL, "messages": HELLO, "max_completion_tokens": 2**31}
+    assert error_of(post_chat(server, body), 400)["param"] == "max_completion_tokens"

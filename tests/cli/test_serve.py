@@ -99,3 +99,24 @@ def test_a_broken_config_is_a_clear_error(tmp_path: Path) -> None:
     config.write_text("keys: [${NOT_SET_ANYWHERE}]\n")
     with pytest.raises(RuntimeError, match="NOT_SET_ANYWHERE"):
         start_server(tmp_path, args=("--config", str(config)))
+
+
+@pytest.mark.usefixtures("no_env_keys")
+def test_the_data_directory_is_for_its_owner_alone(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # as an earlier version left it
+    (data / "admin_key.json").write_text('{"sha256": "0"}')
+    (data / "admin_key.json").chmod(0o644)
+    server = start_server(data)
+    stop_server(server)
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = [p for p in data.iterdir() if p.name.startswith(("llmrelay.db", "admin_key"))]
+    assert any(p.name == "llmrelay.db" for p in files)
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == dict.fromkeys(
+        (p.name for p in files), 0o600
+    )
+    fresh = tmp_path / "fresh"  # made by the server
+    stop_server(start_server(tmp_path, env={"LLMRELAY_DATA_DIR": str(fresh)}))
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert (fresh / "llmrelay.db").stat().st_mode & 0o777 == 0o600

@@ -45,3 +45,29 @@ def test_auto_text_is_content() -> None:
 def test_text_mode_passes_through() -> None:
     message, called, _ = read("text", ["<tool_call>", "x"])
     assert message["content"] == "<tool_call>x" and not called
+
+
+def cut_short(mode: str, pieces: list[str]) -> list[dict]:
+    reader, deltas = ToolCallReader(mode, ("get_weather", "get_time")), []
+    for piece in pieces:
+        deltas += reader.feed(piece)
+    return deltas + reader.finish("length")
+
+
+def test_a_call_cut_within_its_name_is_named_for_what_it_was_becoming() -> None:
+    for pieces, name in (
+        [[], "get_weather"],
+        [['{"na'], "get_weather"],
+        [['{"name":"get_t'], "get_time"],
+    ):
+        (delta,) = cut_short("call", pieces)
+        assert delta["tool_calls"][0]["function"] == {"name": name, "arguments": ""}
+    (delta,) = cut_short("auto", ["<tool_call>\n", '{"name":"get_ti'])
+    assert delta["tool_calls"][0]["function"]["name"] == "get_time"
+
+
+def test_a_call_cut_within_its_arguments_keeps_all_of_them() -> None:
+    builder = MessageBuilder()
+    for delta in cut_short("call", ['{"name":"get_weather","arguments":{"a":{"b":1}']):
+        builder.add(delta)
+    assert builder.message()["tool_calls"][0]["function"]["arguments"] == '{"a":{"b":1}'

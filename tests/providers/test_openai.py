@@ -57,6 +57,11 @@ def relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "      drop: [temperature, seed]",
         "      rename: {max_tokens: max_completion_tokens}",
         "      set: {top_k: 40, chat_template_kwargs: {enable_thinking: false}}",
+        "  - name: relay-capped",
+        "    provider: openai",
+        f"    base_url: {upstream.base_url}",
+        "    model: max-tokens",
+        "    max_output_tokens: 1000",
     ]
     with configured_server(data, lines, {"UPSTREAM_KEY": UPSTREAM_KEY}) as server:
         yield server
@@ -204,6 +209,21 @@ def test_upstream_errors_are_mapped(
     assert "127.0.0.1" not in text and "upstream-secret-host" not in text and "sk-upst" not in text
     if model == "relay-bad-param":
         assert caught.value.param == "temperature"
+
+
+def test_an_upstream_that_echoes_its_key_does_not_show_it(sdk: openai.OpenAI) -> None:
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model="relay-echo-key", messages=HELLO, stream=stream)
+        text = caught.value.response.text
+        assert UPSTREAM_KEY not in text
+        assert "Key not valid for this model: Bearer ***" in caught.value.message
+
+
+def test_a_deployment_lowers_what_a_client_asks_for_to_its_cap(sdk: openai.OpenAI) -> None:
+    for asked, sent in ((32000, "1000"), (10, "10")):
+        answer = sdk.chat.completions.create(model="relay-capped", messages=HELLO, max_tokens=asked)
+        assert answer.choices[0].message.content == sent
 
 
 def test_a_stream_cut_midway_ends_with_an_error_event(sdk: openai.OpenAI) -> None:

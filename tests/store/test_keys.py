@@ -72,10 +72,14 @@ async def test_settings_are_checked(store: KeyStore, setting: str, value: object
 
 
 async def test_large_limits_and_names(store: KeyStore) -> None:
-    record, _ = await store.create("e" * 200, tpm=10**12, budget_tokens=2**63 - 1)
-    assert (record.tpm, record.budget_tokens) == (10**12, 2**63 - 1)
+    record, _ = await store.create("e" * 200, tpm=10**12, budget_tokens=2**53 - 1)
+    assert (record.tpm, record.budget_tokens) == (10**12, 2**53 - 1)
     again = await store.get(record.id)
-    assert again is not None and again.budget_tokens == 2**63 - 1
+    assert again is not None and again.budget_tokens == 2**53 - 1
+    # beyond it, a counter at the limit plus a request's charge could pass what Redis holds
+    with pytest.raises(SettingError) as too_large:
+        await store.update(record.id, budget_tokens=2**63 - 1)
+    assert too_large.value.field == "budget_tokens"
     for name in ("", "  ", "e" * 201):
         with pytest.raises(SettingError) as caught:
             await store.update(record.id, name=name)

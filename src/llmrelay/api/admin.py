@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from llmrelay.api.body import read_body
 from llmrelay.api.routes import json_response
 from llmrelay.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from llmrelay.gateway.auth import KeyChecker, bearer_key
+from llmrelay.protocol.nesting import nested_too_deep, too_deep
 from llmrelay.store.keys import SETTINGS, KeyRecord, KeyStore, SettingError, hash_key
 from llmrelay.store.ledger import Ledger
 from llmrelay.store.schema import as_stored
@@ -23,12 +26,21 @@ _FIELDS = {"name", *SETTINGS}
 
 class AdminRoutes:
     def __init__(
-        self, store: KeyStore, checker: KeyChecker, ledger: Ledger, admin_hash: str
+        self,
+        store: KeyStore,
+        checker: KeyChecker,
+        ledger: Ledger,
+        admin_hash: str,
+        *,
+        max_body_bytes: int,
+        body_timeout: float,
     ) -> None:
         self._store = store
         self._checker = checker
         self._ledger = ledger
         self._admin_hash = admin_hash
+        self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
 
     def routes(self) -> list[Route]:
         return [
@@ -42,7 +54,7 @@ class AdminRoutes:
 
     async def create_key(self, request: Request) -> Response:
         self._admin(request)
-        settings = await _settings(request)
+        settings = await self._settings(request)
         if "name" not in settings:
             raise InvalidRequestError("A key needs a `name`.", param="name")
         name = settings.pop("name")
@@ -61,7 +73,7 @@ class AdminRoutes:
 
     async def update_key(self, request: Request) -> Response:
         self._admin(request)
-        settings = await _settings(request)
+        settings = await self._settings(request)
         record = await _stored(self._store.update(request.path_params["key_id"], **settings))
         await self._checker.refresh()
         return json_response(_found(record))
@@ -85,24 +97,30 @@ class AdminRoutes:
         )
         return json_response({"object": "usage", **report})
 
+    async def _settings(self, request: Request) -> dict[str, Any]:
+        body = await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)
+        return _settings(body)
+
     def _admin(self, request: Request) -> None:
         """Only the admin key passes; another valid key gets a 403, anything else a 401."""
         authorization = request.headers.get("authorization")
-        if hash_key(bearer_key(authorization)) == self._admin_hash:
+        if hmac.compare_digest(hash_key(bearer_key(authorization)), self._admin_hash):
             return
         self._checker.authenticate(authorization)
         raise PermissionDeniedError("Only the admin key may use the admin API.")
 
 
-async def _settings(request: Request) -> dict[str, Any]:
+def _settings(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError("The body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("The body must be a JSON object.")
     if unknown := sorted(set(body) - _FIELDS):
         raise InvalidRequestError(f"Unknown field `{unknown[0]}`.", param=unknown[0])
+    if too_deep(body.get("metadata")):
+        raise nested_too_deep("metadata")
     if isinstance(body.get("expires_at"), str):
         body["expires_at"] = parse_time(body["expires_at"], "expires_at")
     return body
@@ -112,8 +130,10 @@ def parse_time(text: str, param: str) -> datetime:
     """An ISO 8601 time as naive UTC, as the store keeps times."""
     try:
         return as_stored(datetime.fromisoformat(text))
-    except ValueError as exc:
-        raise InvalidRequestError(f"`{param}` is not an ISO 8601 time.", param=param) from exc
+    except (ValueError, OverflowError) as exc:  # overflow: a time whose UTC is past year 1..9999
+        raise InvalidRequestError(
+            f"`{param}` is not an ISO 8601 time within years 1 to 9999 (UTC).", param=param
+        ) from exc
 
 
 async def _stored(work: Any) -> Any:

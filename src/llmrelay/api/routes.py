@@ -13,15 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from llmrelay.api.body import read_body
 from llmrelay.api.disconnect import DisconnectWatch
 from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.api.sse import EventStream
-from llmrelay.errors import (
-    InvalidRequestError,
-    LLMRelayError,
-    NotFoundError,
-    RequestTooLargeError,
-)
+from llmrelay.errors import LLMRelayError, NotFoundError
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.protocol.request import parse_chat_request
 from llmrelay.protocol.response import model_object
@@ -40,9 +36,10 @@ def json_response(
 class Routes:
     """The handlers, bound to the gateway they call and the server's limits."""
 
-    def __init__(self, gateway: Gateway, *, max_body_bytes: int) -> None:
+    def __init__(self, gateway: Gateway, *, max_body_bytes: int, body_timeout: float) -> None:
         self._gateway = gateway
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
         self._started = int(time.time())
 
     def routes(self) -> list[Route]:
@@ -56,7 +53,7 @@ class Routes:
     async def chat_completions(self, request: Request) -> Response | EventStream:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
         try:
-            body = await self._read_body(request)
+            body = await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)
             chat = parse_chat_request(body)
         except LLMRelayError as exc:
             await self._gateway.tell_limits(caller, exc)
@@ -110,23 +107,3 @@ class Routes:
     def _model(self, name: str) -> dict[str, Any]:
         owned_by = self._gateway.router.owned_by(name)
         return model_object(name, self._started, owned_by)
-
-    async def _read_body(self, request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                raise InvalidRequestError("The Content-Length header is not a number.")
-            if int(length) > self._max_body:
-                raise self._too_large()
-        parts, size = [], 0
-        async for part in request.stream():
-            size += len(part)
-            if size > self._max_body:
-                raise self._too_large()
-            parts.append(part)
-        return b"".join(parts)
-
-    def _too_large(self) -> RequestTooLargeError:
-        return RequestTooLargeError(
-            f"The request body is larger than the server's limit of {self._max_body} bytes."
-        )

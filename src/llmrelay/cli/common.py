@@ -36,9 +36,10 @@ def with_database(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(database)`` on the migrated store the server would use."""
     from llmrelay.app import database_url
     from llmrelay.store.database import Database
+    from llmrelay.store.datadir import make_private
 
     async def run() -> T:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(config.data_dir)
         database = Database(database_url(config))
         try:
             await database.migrate()
@@ -58,7 +59,7 @@ def cli_time(text: str, option: str) -> datetime:
     """An ISO 8601 option as the store keeps times (UTC unless it names a zone)."""
     try:
         return as_stored(datetime.fromisoformat(text))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from llmrelay.cli.common import config_option, load
+from llmrelay.cli.config import config
 from llmrelay.cli.keys import keys
 from llmrelay.cli.usage import usage
+from llmrelay.store.datadir import make_private
 from llmrelay.store.keyfile import legacy_key_hashes, load_or_create_admin_hash
 from llmrelay.store.keys import hash_key
 
@@ -26,12 +28,12 @@ def cli() -> None:
 @config_option
 def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
     """Serve the OpenAI-compatible API."""
-    import uvicorn
-
+    from llmrelay.api.server import run
     from llmrelay.app import create_app, prepare_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = load(config_path)
+    make_private(config.data_dir)
     static_hashes = [hash_key(k) for k in config.keys] + legacy_key_hashes(config.data_dir)
     try:
         first_key = prepare_store(config, static_hashes)
@@ -54,14 +56,9 @@ def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
                 err=True,
             )
     app = create_app(config, static_hashes, admin_hash)
-    uvicorn.run(
-        app,
-        host=host or config.host,
-        port=port or config.port,
-        log_level="info",
-        access_log=False,
-    )
+    run(app, config.server, host=host or config.server.host, port=port or config.server.port)
 
 
+cli.add_command(config)
 cli.add_command(keys)
 cli.add_command(usage)

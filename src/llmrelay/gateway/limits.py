@@ -30,14 +30,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import NamedTuple
 
-from llmrelay.errors import QuotaExceededError, RateLimitError
-from llmrelay.gateway.counters import (
-    Charge,
-    Counter,
-    Counters,
-    LocalCounters,
-    SharedCounters,
-)
+from llmrelay.errors import QuotaExceededError, RateLimitError, UnavailableError
+from llmrelay.gateway.counters import Charge, Counter, Counters
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.ledger import Ledger
@@ -127,9 +121,9 @@ class _Plan:
 
 
 class Limiter:
-    def __init__(self, ledger: Ledger, redis_url: str | None = None) -> None:
+    def __init__(self, ledger: Ledger, counters: Counters) -> None:
         self._ledger = ledger
-        self._counters: Counters = SharedCounters(redis_url) if redis_url else LocalCounters()
+        self._counters = counters
         self._seeded: set[str] = set()
         self._seeding = asyncio.Lock()
         self._plans: dict[str, _Plan] = {}  # by key id
@@ -143,13 +137,12 @@ class Limiter:
     async def admit(
         self, caller: KeyRecord | None, request: ChatRequest, body_size: int, max_output: int
     ) -> Admission:
-        """Charge the request to the caller's limits and budget, or raise a 429."""
+        """Charge the request to the caller's limits and budget, or raise a 429.
+        ``max_output``: the longest answer (each choice) the request may get."""
         admission = Admission(self._counters)
         if caller is None or not (caller.rpm or caller.tpm or caller.budget_tokens):
             return admission
-        output = (request.max_completion_tokens or request.max_tokens or max_output) * (
-            request.n or 1
-        )
+        output = max_output * (request.n or 1)
         now = time.time()
         minute = int(now) // _MINUTE
         admission.wait = (minute + 1) * _MINUTE - now
@@ -192,7 +185,7 @@ class Limiter:
         now = time.time()
         minute = int(now) // _MINUTE
         plan = self._current_plan(caller, minute) or await self._new_plan(caller, minute)
-        counts = [await self._counters.get(window.counter.key) for window in plan.windows]
+        counts = [await self._counters.get(window.counter) for window in plan.windows]
         return _headers(plan, counts, _duration((minute + 1) * _MINUTE - now))
 
     def _current_plan(self, caller: KeyRecord, minute: int) -> _Plan | None:
@@ -235,18 +228,24 @@ class Limiter:
         )
 
     async def _seed(self, caller: KeyRecord, budget: Counter, minute: int) -> None:
-        """Start the period's counter from the ledger, once for all instances sharing it."""
-        key, expiry = budget.key, budget.expiry
+        """Start the period's counter from the ledger (a 503 while the ledger cannot be read:
+        a budget that is not known cannot be kept)."""
+        _, since, _ = _period_at(caller.budget_period or "total", minute)
+
+        async def spent() -> int:
+            await self._ledger.flush()
+            try:
+                return await self._ledger.spent(caller.id, since)
+            except Exception as exc:
+                raise UnavailableError(
+                    "This API key's budget cannot be checked right now. Please try again shortly.",
+                    code="budget_unavailable",
+                ) from exc
+
         async with self._seeding:
-            if key in self._seeded:
-                return
-            _, since, _ = _period_at(caller.budget_period or "total", minute)
-            if await self._counters.add(key + "/seeded", expiry, 1) == 1:
-                await self._ledger.flush()
-                spent = await self._ledger.spent(caller.id, since)
-                if spent:
-                    await self._counters.add(key, expiry, spent)
-            self._seeded.add(key)
+            if budget.key not in self._seeded:
+                await self._counters.seed(budget, spent)
+                self._seeded.add(budget.key)
 
 
 def _headers(plan: _Plan, counts: list[int], reset: str) -> dict[str, str]:

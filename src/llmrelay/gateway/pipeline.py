@@ -45,10 +45,10 @@ class Gateway:
         (Not a coroutine itself: it hands on the limiter's, one fewer on every request.)"""
         try:
             self.keys.authorize(caller, request.model)
-            max_output = self.router.max_output_tokens(request.model)
+            output = self.router.output_tokens(request.model, request.completion_limit)
         except LLMRelayError as exc:
             return self._refuse(caller, exc)
-        return self.limiter.admit(caller, request, body_size, max_output)
+        return self.limiter.admit(caller, request, body_size, output)
 
     async def _refuse(self, caller: KeyRecord | None, exc: LLMRelayError) -> NoReturn:
         await self.tell_limits(caller, exc)

@@ -13,11 +13,14 @@ import msgspec
 
 from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol.messages import Messages
+from llmrelay.protocol.nesting import check_depth, deepest_param, may_be_too_deep, nested_too_deep
 
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 TopP = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+#: a count of tokens: what any model could be asked for, and what a counter (or Redis) can add
+#: up without overflowing, times ``n``
+TokenCount = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 Stop = str | Annotated[list[str], msgspec.Meta(max_length=4)]
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
@@ -109,8 +112,8 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     stop: Stop | None = None
-    max_tokens: PositiveInt | None = None
-    max_completion_tokens: PositiveInt | None = None
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     logit_bias: dict[str, Annotated[int, msgspec.Meta(ge=-100, le=100)]] | None = None
@@ -163,6 +166,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     """Decode and validate a request body; raise ``InvalidRequestError`` naming the param."""
     try:
         request = _decoder.decode(body)
+    except RecursionError as exc:
+        raise nested_too_deep(deepest_param(body)) from exc
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -170,6 +175,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
             "We could not parse the JSON body of your request. (HINT: This likely means you "
             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
         ) from exc
+    if may_be_too_deep(body):
+        check_depth(request)
     _check_consistency(request)
     return _with_legacy_functions(request)
 

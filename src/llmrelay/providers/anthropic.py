@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
@@ -13,7 +13,7 @@ from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.response import ResponseHeader
 from llmrelay.providers.anthropic_messages import StreamTranslator, completion, messages_body
 from llmrelay.providers.base import Chunk, ChunkStream, Provider
-from llmrelay.providers.http import UpstreamHTTP, error_from_body
+from llmrelay.providers.http import UpstreamHTTP
 
 API_VERSION = "2023-06-01"
 
@@ -23,10 +23,12 @@ class AnthropicProvider(Provider):
 
     owned_by = "anthropic"
 
-    def __init__(self, config: AnthropicModelConfig) -> None:
+    def __init__(self, config: AnthropicModelConfig, *, secrets: Sequence[str] = ()) -> None:
+        """``secrets``: what to keep out of the upstream's error messages."""
         self.model_name = config.name
         self._config = config
         self.max_output_tokens = config.max_tokens
+        self.output_cap = config.max_output_tokens
         headers = {"anthropic-version": API_VERSION}
         if config.api_key:
             headers["x-api-key"] = str(config.api_key)
@@ -35,6 +37,7 @@ class AnthropicProvider(Provider):
             url=f"{config.base_url}/v1/messages",
             headers=headers,
             timeouts=config.timeouts,
+            secrets=secrets,
         )
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
@@ -50,7 +53,7 @@ class AnthropicProvider(Provider):
         translator: StreamTranslator | None = None
         async for event in self._http.data_lines(response):
             if event.get("type") == "error":
-                raise error_from_body(502, event, {})
+                raise self._http.error_from_body(502, event)
             if translator is None:
                 translator = StreamTranslator(self._header(event.get("message", {}).get("model")))
             for chunk in translator.chunks(event):
@@ -60,7 +63,8 @@ class AnthropicProvider(Provider):
         raise self._http.broken()
 
     def _body(self, request: ChatRequest) -> bytes:
-        return orjson.dumps(messages_body(request, self._config.model, self._config.max_tokens))
+        max_tokens = self.output_tokens(request.completion_limit)
+        return orjson.dumps(messages_body(request, self._config.model, max_tokens))
 
     def _header(self, model: str | None) -> ResponseHeader:
         return ResponseHeader(model=model or self._config.model, system_fingerprint="")

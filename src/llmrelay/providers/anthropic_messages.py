@@ -34,8 +34,9 @@ FINISH_REASONS = {
 }
 
 
-def messages_body(request: ChatRequest, model: str, default_max_tokens: int) -> dict[str, Any]:
-    """The Messages API body for a chat request; what it cannot say is refused with a 400."""
+def messages_body(request: ChatRequest, model: str, max_tokens: int) -> dict[str, Any]:
+    """The Messages API body for a chat request, answering at most ``max_tokens``; what it
+    cannot say is refused with a 400."""
     _refuse(request)
     system = [
         text_of(m.content)
@@ -54,7 +55,7 @@ def messages_body(request: ChatRequest, model: str, default_max_tokens: int) -> 
     body: dict[str, Any] = {
         "model": model,
         "messages": turns,
-        "max_tokens": request.completion_limit or default_max_tokens,
+        "max_tokens": max_tokens,
     }
     if system:
         body["system"] = "\n\n".join(system)

@@ -38,6 +38,8 @@ class Provider(ABC):
     owned_by: str = "llmrelay"
     #: the longest answer to expect when a request sets no maximum (limits reserve this much)
     max_output_tokens: int = 4096
+    #: the most a request may ask for: a larger ask is lowered to it (None: no cap)
+    output_cap: int | None = None
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
@@ -46,6 +48,11 @@ class Provider(ABC):
     @abstractmethod
     async def stream(self, request: ChatRequest) -> ChunkStream:
         """Check the request, then return the iterator of its chunks."""
+
+    def output_tokens(self, asked: int | None) -> int:
+        """The longest answer a request that asks for ``asked`` tokens (None: no limit) gets."""
+        tokens = asked or self.max_output_tokens
+        return tokens if self.output_cap is None else min(tokens, self.output_cap)
 
     def status(self) -> dict[str, Any]:
         """What ``/health`` reports of this provider."""

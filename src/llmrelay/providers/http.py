@@ -2,12 +2,14 @@
 
 Both relaying providers post JSON and read either a JSON answer or ``data:`` lines of a stream;
 what can go wrong on the way (unreachable, timeouts, error statuses, a broken stream) becomes an
-llmrelay error here, without the upstream's URL or key.
+llmrelay error here, without the upstream's URL or key: an upstream's own error message is passed
+on with any configured secret in it replaced by ``***`` (an upstream may echo the key it got).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import errno
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -18,19 +20,32 @@ from llmrelay.errors import (
     InvalidRequestError,
     LLMRelayError,
     RateLimitError,
+    UnavailableError,
     UpstreamError,
     UpstreamTimeoutError,
+    redact,
 )
 from llmrelay.protocol.events import DONE, data_payloads
 
 _PASSED_HEADERS = ("retry-after", "retry-after-ms")
+#: the process (or the system) has no descriptor left: the gateway's fault, not the upstream's
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 
 
 class UpstreamHTTP:
     """Posts to one URL with fixed headers and timeouts; ``name`` is what errors call it."""
 
-    def __init__(self, *, name: str, url: str, headers: dict[str, str], timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        url: str,
+        headers: dict[str, str],
+        timeouts: Timeouts,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self._name = name
+        self._secrets = secrets
         self._url = url
         self._headers = {"content-type": "application/json", **headers}
         self._timeout = aiohttp.ClientTimeout(
@@ -48,8 +63,14 @@ class UpstreamHTTP:
             )
         except TimeoutError as exc:
             raise self.timed_out() from exc
+        except aiohttp.ClientConnectorError as exc:
+            if exc.os_error.errno in _OUT_OF_DESCRIPTORS:
+                raise UnavailableError(
+                    "The server is overloaded. Please try again.", code="server_overloaded"
+                ) from exc
+            raise self.unreachable() from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"The upstream of {self._name} could not be reached.") from exc
+            raise self.unreachable() from exc
         if response.status >= 400:
             try:
                 raise await self._error(response)
@@ -95,6 +116,9 @@ class UpstreamHTTP:
         except ValueError as exc:
             raise self.broken() from exc
 
+    def unreachable(self) -> UpstreamError:
+        return UpstreamError(f"The upstream of {self._name} could not be reached.")
+
     def broken(self) -> UpstreamError:
         return UpstreamError(f"The upstream of {self._name} broke the stream.")
 
@@ -111,16 +135,25 @@ class UpstreamHTTP:
             return UpstreamError(f"The upstream of {self._name} refused llmrelay's credentials.")
         if response.status >= 500 or not isinstance(body, dict) or "error" not in body:
             return UpstreamError(f"The upstream of {self._name} failed (HTTP {response.status}).")
-        return error_from_body(response.status, body, headers)
+        return self.error_from_body(response.status, body, headers)
+
+    def error_from_body(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> LLMRelayError:
+        """An upstream's error as it said it (status, type, param, code), secrets redacted:
+        OpenAI's and Anthropic's bodies both carry an ``error`` object with a ``message`` and a
+        ``type``."""
+        exc = _from_body(status, body, headers or {})
+        exc.message = redact(exc.message, self._secrets)
+        exc.args = (exc.message,)
+        return exc
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-def error_from_body(status: int, body: dict[str, Any], headers: dict[str, str]) -> LLMRelayError:
-    """An upstream's error as it said it (status, type, param, code): OpenAI's and Anthropic's
-    bodies both carry an ``error`` object with a ``message`` and a ``type``."""
+def _from_body(status: int, body: dict[str, Any], headers: dict[str, str]) -> LLMRelayError:
     error = body.get("error") or {}
     if not isinstance(error, dict):
         error = {"message": str(error)}

@@ -41,7 +41,7 @@ class LocalProvider(Provider):
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
         plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
         header = self._header()
-        readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
+        readers = [ToolCallReader(plan.tool_mode, plan.tool_names) for _ in range(plan.n)]
         builders = [MessageBuilder() for _ in range(plan.n)]
         finish: dict[int, str] = {}
         generated = [0] * plan.n  # tokens, per choice
@@ -55,7 +55,7 @@ class LocalProvider(Provider):
                         builders[event.index].add({}, event.logprobs)
                     generated[event.index] = event.tokens
                 elif isinstance(event, Finished):
-                    for delta in readers[event.index].finish():
+                    for delta in readers[event.index].finish(event.reason):
                         builders[event.index].add(delta)
                     finish[event.index] = _finish_reason(event, readers[event.index])
                     generated[event.index] = event.completion_tokens
@@ -81,7 +81,7 @@ class LocalProvider(Provider):
     async def _chunks(
         self, plan: EnginePlan, header: ResponseHeader
     ) -> AsyncGenerator[Chunk, None]:
-        readers = [ToolCallReader(plan.tool_mode) for _ in range(plan.n)]
+        readers = [ToolCallReader(plan.tool_mode, plan.tool_names) for _ in range(plan.n)]
         content = None if plan.tool_mode == "call" else ""
         first = {"role": "assistant", "content": content, "refusal": None}
         yield header.chunk(
@@ -100,7 +100,7 @@ class LocalProvider(Provider):
                         logprobs = None
                 elif isinstance(event, Finished):
                     generated[event.index] = event.completion_tokens
-                    for delta in readers[event.index].finish():
+                    for delta in readers[event.index].finish(event.reason):
                         yield header.chunk([chunk_choice(event.index, delta)])
                     reason = _finish_reason(event, readers[event.index])
                     yield header.chunk([chunk_choice(event.index, {}, reason)])

@@ -41,6 +41,7 @@ class EnginePlan:
     n: int
     params: SamplingParams
     tool_mode: str  # "text", "call" or "auto": how to read tool calls out of the output
+    tool_names: tuple[str, ...] = ()  # the functions the output may call
 
 
 def plan_request(
@@ -48,7 +49,7 @@ def plan_request(
 ) -> EnginePlan:
     """Check the request against what the engine can do and translate it; raise a 400 if not."""
     _refuse_unsupported(request, model_name)
-    tools, tool_mode, grammar, trigger = _tools_and_grammar(request)
+    tools, tool_mode, grammar, trigger, callable_functions = _tools_and_grammar(request)
     prompt = engine.tokenize(engine.template.render(request.messages, tools))
     n = request.n or 1
     if n > engine.slots:
@@ -74,6 +75,7 @@ def plan_request(
             grammar_trigger=trigger,
         ),
         tool_mode=tool_mode,
+        tool_names=tuple(f.name for f in callable_functions),
     )
 
 
@@ -114,8 +116,9 @@ def _refuse_unsupported(request: ChatRequest, model: str) -> None:
 
 def _tools_and_grammar(
     request: ChatRequest,
-) -> tuple[list[FunctionDef], str, str | None, str | None]:
-    """The tools to describe in the prompt, the tool mode, the grammar and its trigger."""
+) -> tuple[list[FunctionDef], str, str | None, str | None, list[FunctionDef]]:
+    """The tools to describe in the prompt, the tool mode, the grammar and its trigger, and the
+    functions the output may call."""
     functions = [t.function for t in request.tools or () if isinstance(t, FunctionTool)]
     choice = request.tool_choice or ("auto" if functions else "none")
     if functions and choice != "none":
@@ -126,11 +129,11 @@ def _tools_and_grammar(
         try:
             if choice == "auto":
                 grammar = tool_call_grammar(called, tagged=True)
-                return functions, "auto", grammar, AUTO_TOOL_TRIGGER
-            return functions, "call", tool_call_grammar(called, tagged=False), None
+                return functions, "auto", grammar, AUTO_TOOL_TRIGGER, called
+            return functions, "call", tool_call_grammar(called, tagged=False), None, called
         except GrammarError as exc:
             raise InvalidRequestError(f"Invalid schema for tools: {exc}", param="tools") from exc
-    return [], "text", _format_grammar(request), None
+    return [], "text", _format_grammar(request), None, []
 
 
 def _format_grammar(request: ChatRequest) -> str | None:
@@ -148,20 +151,12 @@ def _format_grammar(request: ChatRequest) -> str | None:
     return None
 
 
-def _max_tokens(request: ChatRequest, prompt_tokens: int, context: int, cap: int) -> int:
+def _max_tokens(request: ChatRequest, prompt_tokens: int, context: int, default: int) -> int:
+    """The request's limit, which the context must hold; ``default`` (or what the context has
+    left) for a request that sets none."""
     limit = request.completion_limit
     if prompt_tokens + (limit or 1) <= context:
-        if limit is None:
-            return min(cap, context - prompt_tokens)
-        if limit > cap:
-            param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
-            raise InvalidRequestError(
-                f"{param} is too large: {limit}. This model supports at most {cap} completion "
-                f"tokens, whereas you provided {limit}.",
-                param=param,
-                code="invalid_value",
-            )
-        return limit
+        return min(default, context - prompt_tokens) if limit is None else limit
     if limit:
         asked = (
             f"{prompt_tokens + limit} tokens ({prompt_tokens} in the messages, "

@@ -8,7 +8,7 @@ answers and stream chunks come back as the upstream sent them, chunk by chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
@@ -22,7 +22,7 @@ from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
 from llmrelay.providers.base import Chunk, ChunkStream, Provider, StreamItem
 from llmrelay.providers.counting import chunk_deltas, counted_usage
-from llmrelay.providers.http import UpstreamHTTP, error_from_body
+from llmrelay.providers.http import UpstreamHTTP
 
 
 class OpenAIProvider(Provider):
@@ -34,15 +34,18 @@ class OpenAIProvider(Provider):
 
     owned_by = "upstream"
 
-    def __init__(self, config: OpenAIModelConfig) -> None:
+    def __init__(self, config: OpenAIModelConfig, *, secrets: Sequence[str] = ()) -> None:
+        """``secrets``: what to keep out of the upstream's error messages."""
         self.model_name = config.name
         self._config = config
+        self.output_cap = config.max_output_tokens
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = UpstreamHTTP(
             name=config.name,
             url=f"{config.base_url}/chat/completions",
             headers=headers,
             timeouts=config.timeouts,
+            secrets=secrets,
         )
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
@@ -92,7 +95,7 @@ class OpenAIProvider(Provider):
                     yield _framed(plain)
                     plain = []
                 if "error" in chunk:
-                    raise error_from_body(502, chunk, {})
+                    raise self._http.error_from_body(502, chunk)
                 has_usage = True
                 yield chunk
             if plain:
@@ -114,6 +117,11 @@ class OpenAIProvider(Provider):
     def _body(self, request: ChatRequest, *, stream: bool) -> bytes:
         # encoded straight from the validated struct: no intermediate dict on the hot path
         changes: dict[str, Any] = {"model": self._config.model}
+        cap = self.output_cap
+        if cap is not None:  # what the client asked for, lowered to what this deployment takes
+            for field in ("max_tokens", "max_completion_tokens"):
+                if (asked := getattr(request, field)) is not None and asked > cap:
+                    changes[field] = cap
         if stream and self._config.stream_usage:
             options = request.stream_options or StreamOptions()
             changes["stream_options"] = msgspec.structs.replace(options, include_usage=True)

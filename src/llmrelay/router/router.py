@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llmrelay import context
-from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError
+from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError, UnavailableError
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import ChunkStream, Provider, StreamItem
 
@@ -82,6 +82,10 @@ class Deployment:
 
 
 def _retryable(exc: LLMRelayError) -> bool:
+    """Whether the deployment failed (and another may answer); not when the fault is the
+    gateway's own (``UnavailableError``: out of descriptors, say)."""
+    if isinstance(exc, UnavailableError):
+        return False
     return isinstance(exc, RateLimitError) or exc.status >= 500
 
 
@@ -212,8 +216,9 @@ class Router:
         now = time.monotonic()
         return {name: [d.health(now) for d in ds] for name, ds in self._models.items()}
 
-    def max_output_tokens(self, model: str) -> int:
-        return max(d.provider.max_output_tokens for d in self.resolve(model))
+    def output_tokens(self, model: str, asked: int | None) -> int:
+        """The longest answer the request may get from any deployment of ``model``."""
+        return max(d.provider.output_tokens(asked) for d in self.resolve(model))
 
     def owned_by(self, model: str) -> str:
         return self.resolve(model)[0].provider.owned_by

@@ -21,7 +21,9 @@ from llmrelay.store.schema import ApiKey, utcnow
 KEY_PREFIX = "sk-"
 PERIODS = ("total", "day", "month")
 NAME_LENGTH = 200
-_BIGGEST = 2**63 - 1  # a BIGINT
+#: the largest limit or budget: a counter at it, plus the largest request's charge, still fits
+#: in 64 bits (and in a JavaScript number, for the admin API's clients)
+_BIGGEST = 2**53 - 1
 #: the fields ``create`` and ``update`` accept besides ``name``
 SETTINGS = (
     "models",
