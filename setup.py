@@ -17,6 +17,7 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "src/llmrelay/outcome.py",
     "src/llmrelay/gateway/auth.py",
     "src/llmrelay/gateway/counters.py",
     "src/llmrelay/gateway/limits.py",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from contextlib import closing
+from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from tests.conftest import Server
 
@@ -34,3 +38,23 @@ def first_row_where(
             return dict(row)
         assert time.monotonic() < deadline, f"no ledger row where {condition} {params}"
         time.sleep(0.1)
+
+
+def rows_among(data: Path, database_url: str | None, request_ids: list[str]) -> set[str]:
+    """Which of the request ids have a row: in the SQLite file of the data directory, or in
+    the PostgreSQL database of ``database_url``."""
+    if database_url is None:
+        with closing(sqlite3.connect(data / "llmrelay.db")) as db:
+            return {row[0] for row in db.execute("SELECT request_id FROM usage")} & set(request_ids)
+
+    async def query() -> set[str]:
+        connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        try:
+            found = await connection.fetch(
+                "SELECT request_id FROM usage WHERE request_id = ANY($1::text[])", request_ids
+            )
+            return {row["request_id"] for row in found}
+        finally:
+            await connection.close()
+
+    return asyncio.run(query())

@@ -195,6 +195,23 @@ async def tools_stream(
     return response
 
 
+async def endless(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """A stream that goes on for a minute, a word every tenth of a second."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    delta = {"role": "assistant", "content": ""}
+    await response.write(_chunk([{"index": 0, "delta": delta, "finish_reason": None}]))
+    word = _chunk([{"index": 0, "delta": {"content": "word "}, "finish_reason": None}])
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            await response.write(word)
+        await response.write(b"data: [DONE]\n\n")
+    except ConnectionError:  # the gateway went away (it stopped, or was killed)
+        pass
+    return response
+
+
 async def cut(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
@@ -306,6 +323,7 @@ SCRIPTS: dict[
 ] = {
     "answer": answer,
     "cut": cut,
+    "endless": endless,
     "no-usage": no_usage,
     "slow": slow,
     "greedy": greedy,

@@ -8,6 +8,7 @@ import multiprocessing
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
@@ -35,9 +36,12 @@ from llmrelay.router.router import Cooldown, Deployment, Router
 from llmrelay.store.database import Database, sqlite_url
 from llmrelay.store.keys import KeyStore
 from llmrelay.store.ledger import Ledger
+from llmrelay.store.spool import Spool
 
 #: container allocations (less deallocations) between young-generation collections
 GC_THRESHOLD = 10_000
+#: seconds a stop gives requests it cancelled to record themselves
+DRAIN_SECONDS = 2.0
 
 
 def build_provider(model: ModelConfig, secrets: list[str]) -> Provider:
@@ -91,8 +95,22 @@ def database_url(config: Config) -> str:
     return config.database_url or sqlite_url(config.data_dir)
 
 
-def prepare_store(config: Config, static_hashes: list[str]) -> str | None:
-    """Migrate the store; with no key anywhere, create a first one and return it (to print).
+def spool(config: Config) -> Spool:
+    """Where the ledger's rows wait on disk until the database has them."""
+    return Spool(config.data_dir / "spool")
+
+
+class Prepared(NamedTuple):
+    """What preparing the store did: the first key it created (to print), the usage rows an
+    earlier run left in the spool that it wrote."""
+
+    first_key: str | None
+    rows_from_spool: int
+
+
+def prepare_store(config: Config, static_hashes: list[str]) -> Prepared:
+    """Migrate the store, write what an earlier run left in the ledger's spool (before any
+    budget is counted from the ledger), and with no key anywhere create a first one.
 
     It runs in a process of its own, so that Alembic (some 10 MB) stays out of the server's.
     """
@@ -100,19 +118,24 @@ def prepare_store(config: Config, static_hashes: list[str]) -> str | None:
         return pool.submit(_prepare_store, config, static_hashes).result()
 
 
-def _prepare_store(config: Config, static_hashes: list[str]) -> str | None:
+def _prepare_store(config: Config, static_hashes: list[str]) -> Prepared:
     return asyncio.run(_prepare_store_async(config, static_hashes))
 
 
-async def _prepare_store_async(config: Config, static_hashes: list[str]) -> str | None:
+async def _prepare_store_async(config: Config, static_hashes: list[str]) -> Prepared:
     database = Database(database_url(config))
     try:
         await database.migrate()
+        written = 0
+        if config.usage_ledger:
+            ledger = Ledger(database, spool=spool(config))
+            written = await ledger.write_spool()
+            await ledger.aclose()
         store = KeyStore(database)
         if static_hashes or await store.count():
-            return None
+            return Prepared(None, written)
         _, key = await store.create("default")
-        return key
+        return Prepared(key, written)
     finally:
         await database.aclose()
 
@@ -123,7 +146,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     database = Database(database_url(config))
     store = KeyStore(database)
     keys = KeyChecker(static_hashes, store)
-    ledger = Ledger(database)
+    ledger = Ledger(database, spool=spool(config) if config.usage_ledger else None)
     limiter = Limiter(ledger, build_counters(config))
     gateway = Gateway(keys, router, ledger, limiter, metering=config.usage_ledger)
 
@@ -141,6 +164,8 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         # cost 20k instructions a request (50k with keys, limits and the ledger)
         gc.set_threshold(GC_THRESHOLD, 10, 10)
         yield
+        # requests the server stopped waiting for record themselves as they end
+        await gateway.drained(DRAIN_SECONDS)
         await keys.stop()
         await router.aclose()
         await ledger.aclose()

@@ -29,23 +29,24 @@ async def database(
 
 def record(key_id: str, n: int, started: float) -> UsageRecord:
     failed = n % 3 == 0
-    return (
-        started + n / 1000,
-        f"chatcmpl-{n}",
-        key_id,
-        "gpt-4o-mini",
-        None if failed else "served-model",
-        "openai:http://127.0.0.1:9/v1",
-        n,
-        2 * n,
-        "reported",
-        502 if failed else 200,
-        "upstream_error" if failed else None,
-        int(n % 2 == 0),
-        None if failed else n / 7,
-        n * 1.5,
-        int(n % 5 == 0),
-    )
+    return {
+        "created_at": started + n / 1000,
+        "request_id": f"req_{key_id}_{n}",
+        "key_id": key_id,
+        "endpoint": "responses" if n % 4 == 0 else "chat",
+        "model_requested": "gpt-4o-mini",
+        "model_served": None if failed else "served-model",
+        "backend": "openai:http://127.0.0.1:9/v1",
+        "prompt_tokens": n,
+        "completion_tokens": 2 * n,
+        "usage_source": "reported",
+        "status": 502 if failed else 200,
+        "error_code": "upstream_error" if failed else None,
+        "stream": int(n % 2 == 0),
+        "ttft_ms": None if failed else n / 7,
+        "latency_ms": n * 1.5,
+        "disconnected": int(n % 5 == 0),
+    }
 
 
 # 85 rows: one of each size a SQLite batch is cut in (64 + 16 + 4 + 1); 700: many of them
@@ -63,12 +64,12 @@ async def test_a_batch_is_written_row_for_row(database: Database, count: int) ->
         rows = await session.scalars(
             select(UsageRow).where(UsageRow.key_id == key_id).order_by(UsageRow.prompt_tokens)
         )
-        written = [tuple(getattr(row, field) for field in USAGE_FIELDS) for row in rows]
-    expected = [(datetime.fromtimestamp(r[0], UTC).replace(tzinfo=None), *r[1:]) for r in records]
+        written = [{field: getattr(row, field) for field in USAGE_FIELDS} for row in rows]
     assert len(written) == count
-    for got, want in zip(written, expected, strict=True):
-        assert abs((got[0] - want[0]).total_seconds()) < 2e-6  # microseconds, as stored
-        assert got[1:] == want[1:]
+    for got, want in zip(written, records, strict=True):
+        at = datetime.fromtimestamp(want.pop("created_at"), UTC).replace(tzinfo=None)
+        assert abs((got.pop("created_at") - at).total_seconds()) < 2e-6  # microseconds, as stored
+        assert got == want
     assert await ledger.spent(key_id, None) == sum(3 * n for n in range(count))
     await ledger.aclose()
 

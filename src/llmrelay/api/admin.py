@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmrelay.api.body import read_body
-from llmrelay.api.routes import json_response
+from llmrelay.api.serving import json_response
 from llmrelay.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from llmrelay.gateway.auth import KeyChecker, bearer_key
 from llmrelay.protocol.nesting import nested_too_deep, too_deep

@@ -15,17 +15,22 @@ import asyncio
 
 from starlette.types import Receive
 
+from llmrelay.outcome import Outcome
+
 WATCH_AFTER = 0.1
 
 
 class DisconnectWatch:
-    __slots__ = ("_receive", "_task", "_timer", "_watcher", "finishing", "left")
+    """Marks the request's outcome ``disconnected`` when it cancels it."""
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("_outcome", "_receive", "_task", "_timer", "_watcher", "finishing", "left")
+
+    def __init__(self, receive: Receive, outcome: Outcome) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
         self._receive = receive
+        self._outcome = outcome
         self.left = False
         # set once the answer is all but sent: a disconnect from then on needs no cancelling
         self.finishing = False
@@ -40,7 +45,7 @@ class DisconnectWatch:
             pass  # (the request's body is read by now: nothing else can come)
         if not self.finishing:
             # in the same step as the cancel: whoever catches it can tell whose it was
-            self.left = True
+            self.left = self._outcome.disconnected = True
             self._task.cancel()
 
     def took_back(self) -> bool:

@@ -6,8 +6,6 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmrelay import context
-
 REQUEST_ID_KEY = "llmrelay.request_id"
 
 
@@ -21,7 +19,6 @@ class RequestIdMiddleware:
             return
         request_id = "req_" + secrets.token_hex(16)
         scope[REQUEST_ID_KEY] = request_id
-        context.request_id.set(request_id)
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:

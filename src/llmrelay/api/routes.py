@@ -1,36 +1,23 @@
-"""The HTTP routes: chat completions, models, health."""
+"""The HTTP routes of the OpenAI API: chat completions, models, health."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from llmrelay.api.body import read_body
-from llmrelay.api.disconnect import DisconnectWatch
-from llmrelay.api.middleware import REQUEST_ID_KEY
+from llmrelay.api.serving import json_response, serve
 from llmrelay.api.sse import EventStream
 from llmrelay.errors import LLMRelayError, NotFoundError
 from llmrelay.gateway.pipeline import Gateway
+from llmrelay.protocol.codec import ChatCodec
 from llmrelay.protocol.request import parse_chat_request
 from llmrelay.protocol.response import model_object
-
-log = logging.getLogger(__name__)
-
-
-def json_response(
-    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
-    )
+from llmrelay.providers.base import Call
 
 
 class Routes:
@@ -53,37 +40,16 @@ class Routes:
     async def chat_completions(self, request: Request) -> Response | EventStream:
         caller = self._gateway.authenticate(request.headers.get("authorization"))
         try:
-            body = await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)
+            body = await self.body(request)
             chat = parse_chat_request(body)
         except LLMRelayError as exc:
             await self._gateway.tell_limits(caller, exc)
             raise
-        admission = await self._gateway.admit(caller, chat, len(body))
-        request_id = request.scope[REQUEST_ID_KEY]
-        # from here a client that leaves cancels the request, also while it waits for a place
-        # or for an upstream's first chunk
-        watch = DisconnectWatch(request.receive)
-        try:
-            if chat.stream:
-                chunks, meter = await self._gateway.stream(caller, chat, admission, request_id)
-                # the stream goes on watching, and stops the watch when it ends
-                return EventStream(
-                    chunks,
-                    meter,
-                    watch,
-                    include_usage=chat.include_usage,
-                    request_id=request_id,
-                    headers=admission.headers,
-                )
-            result = await self._gateway.complete(caller, chat, admission, request_id)
-            watch.stop()
-            return json_response(result, headers=admission.headers)
-        except BaseException as exc:
-            watch.stop()
-            if not (isinstance(exc, asyncio.CancelledError) and watch.took_back()):
-                raise
-            log.info("request %s: the client went away", request_id)
-            return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+        codec = ChatCodec(chat.include_usage)
+        return await serve(self._gateway, request, caller, Call(chat), codec, len(body))
+
+    async def body(self, request: Request) -> bytes:
+        return await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)
 
     async def list_models(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))

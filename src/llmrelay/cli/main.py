@@ -36,9 +36,13 @@ def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
     make_private(config.data_dir)
     static_hashes = [hash_key(k) for k in config.keys] + legacy_key_hashes(config.data_dir)
     try:
-        first_key = prepare_store(config, static_hashes)
+        first_key, from_spool = prepare_store(config, static_hashes)
     except Exception as exc:  # an unreachable database, a bad URL, a refused migration
         raise click.ClickException(f"the key store cannot be used: {exc}") from exc
+    if from_spool:
+        logging.getLogger(__name__).info(
+            "wrote %d usage rows that the last run left in the spool", from_spool
+        )
     if first_key:
         click.echo(
             "Created an API key (shown only this once; only its hash is kept):"

@@ -72,9 +72,10 @@ class Admission:
         self.wait = 0.0  # seconds until the key's windows (both the same clock minute) reset
 
     def settle(self, used: int) -> None:
-        """Correct what admitting the request charged to the tokens it used."""
+        """Correct what admitting the request charged to the tokens it used (once)."""
         if self.charges:
             self.counters.settle(self.charges, used)
+            self.charges = []
 
 
 class _Window(NamedTuple):

@@ -1,23 +1,25 @@
 """The gateway pipeline: who calls, may they, then which backend answers, and what it cost.
 
-Read it top to bottom: ``authenticate`` (401), ``admit`` (403 for the model, 429 for limits and
-budgets), then ``complete`` or ``stream``, which meter the request into the ledger however it
-ends and settle what admitting it charged.
+Read it top to bottom, the same for every API a request comes in by: ``authenticate`` (401),
+``admit`` (403 for the model, 429 for limits and budgets), then ``answer`` or ``stream``, which
+meter the request into the ledger however it ends (``end``) and settle what admitting it
+charged to the tokens it used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Mapping
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from llmrelay.errors import LLMRelayError
+from llmrelay.errors import LLMRelayError, UnavailableError
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Admission, Limiter
 from llmrelay.gateway.metering import Meter
-from llmrelay.protocol.request import ChatRequest
-from llmrelay.providers.base import ChunkStream
-from llmrelay.router.router import Router
+from llmrelay.outcome import Outcome
+from llmrelay.providers.base import Call, StreamItem
+from llmrelay.router.router import Answer, HeldStream, Router
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.ledger import Ledger
 
@@ -33,16 +35,16 @@ class Gateway:
         self.ledger = ledger
         self.limiter = limiter
         self.metering = metering
+        self.in_flight = 0  # admitted requests not ended yet
 
     def authenticate(self, authorization: str | None) -> KeyRecord | None:
         """The caller's stored key (None: a key from the config), or a 401."""
         return self.keys.authenticate(authorization)
 
-    def admit(
-        self, caller: KeyRecord | None, request: ChatRequest, body_size: int
-    ) -> Awaitable[Admission]:
+    def admit(self, caller: KeyRecord | None, call: Call, body_size: int) -> Awaitable[Admission]:
         """A 403 unless the caller may use the model; a 429 if it is over a limit or budget.
         (Not a coroutine itself: it hands on the limiter's, one fewer on every request.)"""
+        request = call.chat
         try:
             self.keys.authorize(caller, request.model)
             output = self.router.output_tokens(request.model, request.completion_limit)
@@ -65,50 +67,101 @@ class Gateway:
     def models_for(self, caller: KeyRecord | None) -> list[str]:
         return [m for m in self.router.model_names() if self.keys.may_use(caller, m)]
 
-    async def complete(
-        self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
-    ) -> dict[str, Any]:
-        if not (self.metering or admission.charges):
-            return await self.router.complete(request)
-        meter = self._meter(caller, request, admission, request_id)
+    async def answer(self, call: Call, admission: Admission, outcome: Outcome) -> Answer:
+        meter = self._meter(call, admission, outcome)
         try:
-            result = await self.router.complete(request)
+            answer = await self.router.complete(call, outcome)
         except BaseException as exc:
-            _failed(meter, admission, exc)
+            self.end(meter, admission, outcome, exc)
             raise
-        meter.finish(result.get("usage"), result.get("model"))
-        return result
+        self.end(meter, admission, outcome)
+        return answer
 
-    async def stream(
-        self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
-    ) -> tuple[ChunkStream, Meter | None]:
-        """The chunks, and the meter to show them to (``saw``) and tell how they ended
-        (``stream_ended``); None if nothing is metered."""
-        if not (self.metering or admission.charges):
-            return await self.router.stream(request), None
-        meter = self._meter(caller, request, admission, request_id)
+    async def stream(self, call: Call, admission: Admission, outcome: Outcome) -> MeteredStream:
+        """The stream, to show its meter each item and tell how it ended."""
+        meter = self._meter(call, admission, outcome)
         try:
-            chunks = await self.router.stream(request)
+            chunks = await self.router.stream(call, outcome)
         except BaseException as exc:
-            _failed(meter, admission, exc)
+            self.end(meter, admission, outcome, exc)
             raise
-        return chunks, meter
+        return MeteredStream(self, chunks, meter, admission, outcome)
 
-    def _meter(
-        self, caller: KeyRecord | None, request: ChatRequest, admission: Admission, request_id: str
-    ) -> Meter:
-        ledger = self.ledger if self.metering else None
-        return Meter(ledger, request, caller.id if caller else None, request_id, admission)
+    def _meter(self, call: Call, admission: Admission, outcome: Outcome) -> Meter | None:
+        """The request's meter (None where nothing is metered: no ledger, nothing to settle)."""
+        self.in_flight += 1
+        if not (self.metering or admission.charges):
+            return None
+        return Meter(self.ledger if self.metering else None, call.chat, outcome)
+
+    def end(
+        self,
+        meter: Meter | None,
+        admission: Admission,
+        outcome: Outcome,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Meter a request however it ended, and settle its admission with the tokens it used.
+        Cancelled: its client left (billed for what the provider had made, if it could tell), or
+        the server is stopping, which is the request's failure. (Not a coroutine wrapping the
+        call: the try in each caller costs nothing on the way through.)"""
+        self.in_flight -= 1
+        if isinstance(exc, asyncio.CancelledError) and not outcome.disconnected:
+            exc = stopping()
+        elif isinstance(exc, LLMRelayError):
+            _with_headers(exc, admission.headers)
+        elif not isinstance(exc, Exception):
+            exc = None  # cancelled because the client left: no failure
+        if meter is not None:
+            admission.settle(meter.finish(exc))
+
+    async def drained(self, seconds: float) -> None:
+        """Wait, at most ``seconds``, for the requests in flight to end."""
+        deadline = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
 
-def _failed(meter: Meter, admission: Admission, exc: BaseException) -> None:
-    """Meter a request whose backend failed, or whose client went away first (cancelled: billed
-    for what the provider had made, if it could tell). (Not a coroutine wrapping the call: the
-    try in each caller costs nothing on the way through.)"""
-    if isinstance(exc, asyncio.CancelledError):
-        meter.client_left()
-    elif isinstance(exc, Exception):
-        meter.finish(failure=_with_headers(exc, admission.headers))
+class MeteredStream:
+    """A stream with its meter: the HTTP edge shows it each item (``saw``) and, once, how the
+    stream ended (``ended``). ``native``: items in the client's own API."""
+
+    __slots__ = ("_admission", "_ended", "_gateway", "_meter", "_outcome", "chunks", "native")
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        chunks: HeldStream,
+        meter: Meter | None,
+        admission: Admission,
+        outcome: Outcome,
+    ) -> None:
+        self._gateway = gateway
+        self.chunks = chunks
+        self.native = chunks.native
+        self._meter = meter
+        self._admission = admission
+        self._outcome = outcome
+        self._ended = False
+
+    def saw(self, item: StreamItem) -> None:
+        if self._meter is not None:
+            self._meter.saw(item)
+
+    async def ended(self, failure: BaseException | None = None) -> None:
+        """Meter the stream (billed for what was forwarded if no usage was recorded)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._meter is not None:
+            await self._meter.count_forwarded()
+        self._gateway.end(self._meter, self._admission, self._outcome, failure)
+
+
+def stopping() -> UnavailableError:
+    return UnavailableError(
+        "The server is shutting down. Please try again.", code="server_shutting_down"
+    )
 
 
 def _with_headers(exc: Exception, headers: Mapping[str, str]) -> Exception:

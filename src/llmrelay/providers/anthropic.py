@@ -9,9 +9,15 @@ import aiohttp
 import orjson
 
 from llmrelay.config import AnthropicModelConfig
+from llmrelay.outcome import Outcome
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.response import ResponseHeader
-from llmrelay.providers.anthropic_messages import StreamTranslator, completion, messages_body
+from llmrelay.providers.anthropic_messages import (
+    StreamTranslator,
+    completion,
+    messages_body,
+    usage_of,
+)
 from llmrelay.providers.base import Chunk, ChunkStream, Provider
 from llmrelay.providers.http import UpstreamHTTP
 
@@ -40,23 +46,32 @@ class AnthropicProvider(Provider):
             secrets=secrets,
         )
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest, outcome: Outcome) -> dict[str, Any]:
         response = await self._http.post(self._body(request))
         message = await self._http.json(response)
+        outcome.served_by(message.get("model"))
+        outcome.usage = usage_of(message.get("usage"))
         return completion(message, self._header(message.get("model")))
 
-    async def stream(self, request: ChatRequest) -> ChunkStream:
+    async def stream(self, request: ChatRequest, outcome: Outcome) -> ChunkStream:
         response = await self._http.post(self._body(request))
-        return self._chunks(response)
+        return self._chunks(response, outcome)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncGenerator[Chunk, None]:
+    async def _chunks(
+        self, response: aiohttp.ClientResponse, outcome: Outcome
+    ) -> AsyncGenerator[Chunk, None]:
         translator: StreamTranslator | None = None
         async for event in self._http.data_lines(response):
             if event.get("type") == "error":
                 raise self._http.error_from_body(502, event)
             if translator is None:
-                translator = StreamTranslator(self._header(event.get("message", {}).get("model")))
-            for chunk in translator.chunks(event):
+                model = event.get("message", {}).get("model")
+                outcome.served_by(model)
+                translator = StreamTranslator(self._header(model))
+            chunks = translator.chunks(event)
+            if translator.finished:
+                outcome.usage = translator.usage
+            for chunk in chunks:
                 yield chunk
             if translator.finished:
                 return

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import UnsupportedParameterError
+from llmrelay.outcome import Usage
 from llmrelay.protocol.messages import (
     AssistantMessage,
     DeveloperMessage,
@@ -152,10 +153,31 @@ def completion(message: dict[str, Any], header: ResponseHeader) -> dict[str, Any
         answer["tool_calls"] = calls
     finish = FINISH_REASONS.get(message.get("stop_reason") or "", "stop")
     choice = {"index": 0, "message": answer, "logprobs": None, "finish_reason": finish}
-    spent = message.get("usage") or {}
-    return header.completion(
-        [choice], usage(spent.get("input_tokens", 0), spent.get("output_tokens", 0))
+    return header.completion([choice], chat_usage(usage_of(message.get("usage"))))
+
+
+def usage_of(spent: object) -> Usage:
+    """The Messages API's usage: its ``input_tokens`` leave out the prompt tokens read from
+    or written to the cache, which Chat Completions counts in ``prompt_tokens``."""
+    spent = spent if isinstance(spent, dict) else {}
+    read, written = (
+        _count(spent.get("cache_read_input_tokens")),
+        _count(spent.get("cache_creation_input_tokens")),
     )
+    return Usage(
+        _count(spent.get("input_tokens")) + read + written,
+        _count(spent.get("output_tokens")),
+        cached_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def chat_usage(used: Usage) -> dict[str, Any]:
+    return usage(used.prompt_tokens, used.completion_tokens, used.cached_tokens)
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and value > 0 else 0
 
 
 class StreamTranslator:
@@ -164,14 +186,17 @@ class StreamTranslator:
     def __init__(self, header: ResponseHeader) -> None:
         self._header = header
         self._tool_index: dict[int, int] = {}  # content block index -> tool call index
-        self._prompt_tokens = 0
-        self._completion_tokens = 0
+        self._spent: dict[str, Any] = {}  # the usage so far: message_start's, message_delta's
         self.finished = False
+
+    @property
+    def usage(self) -> Usage:
+        return usage_of(self._spent)
 
     def chunks(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         kind = event.get("type")
         if kind == "message_start":
-            self._prompt_tokens = event["message"].get("usage", {}).get("input_tokens", 0)
+            self._spent.update(event["message"].get("usage") or {})
             first = {"role": "assistant", "content": "", "refusal": None}
             return [self._header.chunk([chunk_choice(0, first)])]
         if kind == "content_block_start" and event["content_block"]["type"] == "tool_use":
@@ -193,13 +218,12 @@ class StreamTranslator:
                 fragment = {"index": index, "function": {"arguments": delta["partial_json"]}}
                 return [self._delta({"tool_calls": [fragment]})]
         if kind == "message_delta":
-            self._completion_tokens = event.get("usage", {}).get("output_tokens", 0)
+            self._spent.update(event.get("usage") or {})
             finish = FINISH_REASONS.get(event["delta"].get("stop_reason") or "", "stop")
             return [self._header.chunk([chunk_choice(0, {}, finish)])]
         if kind == "message_stop":
             self.finished = True
-            spent = usage(self._prompt_tokens, self._completion_tokens)
-            return [self._header.chunk([], usage=spent)]
+            return [self._header.chunk([], usage=chat_usage(self.usage))]
         return []
 
     def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,12 @@
 
 A provider gets a validated ``ChatRequest`` and returns either a complete ``chat.completion``
 object or an async iterator of ``chat.completion.chunk`` objects, always ending with a usage
-chunk (``choices: []``); the HTTP edge passes that one on only if the client asked for it.
+chunk (``choices: []``); the HTTP edge passes that one on only if the client asked for it. It
+records what the ledger needs in the request's ``Outcome``: the model that answered and the
+usage, also of an answer cut short by a client that left. A provider whose backend speaks the
+client's own API (Anthropic's Messages API, OpenAI's Responses API) may take the request as the
+client sent it and answer in that API (``native_apis``, ``relay``): nothing is translated.
+
 Errors found before generation starts (a parameter the backend cannot honour, a prompt too
 long) are raised from ``complete``/``stream`` themselves, so they reach the client with their
 HTTP status; a failure after that is raised from the iterator.
@@ -12,8 +17,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llmrelay.outcome import Outcome
 from llmrelay.protocol.request import ChatRequest
 
 Chunk = dict[str, Any]
@@ -32,6 +39,17 @@ class ChunkStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request as the router hands it to each deployment: the chat request any backend can
+    answer, and the inbound API with its body as the client sent it, for a backend that speaks
+    that API itself."""
+
+    chat: ChatRequest
+    api: str = "chat"
+    body: bytes = b""
+
+
 class Provider(ABC):
     #: The name responses carry in ``model``: the model that really answers.
     model_name: str
@@ -40,14 +58,21 @@ class Provider(ABC):
     max_output_tokens: int = 4096
     #: the most a request may ask for: a larger ask is lowered to it (None: no cap)
     output_cap: int | None = None
+    #: the inbound APIs this provider takes as the client sent them (``relay``)
+    native_apis: frozenset[str] = frozenset()
 
     @abstractmethod
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest, outcome: Outcome) -> dict[str, Any]:
         """Answer the request whole."""
 
     @abstractmethod
-    async def stream(self, request: ChatRequest) -> ChunkStream:
+    async def stream(self, request: ChatRequest, outcome: Outcome) -> ChunkStream:
         """Check the request, then return the iterator of its chunks."""
+
+    async def relay(self, call: Call, outcome: Outcome) -> dict[str, Any] | ChunkStream:
+        """Answer a request of one of ``native_apis`` in that API: its answer whole, or the
+        iterator of its events as the backend framed them (bytes)."""
+        raise NotImplementedError(f"{type(self).__name__} relays no API natively")
 
     def output_tokens(self, asked: int | None) -> int:
         """The longest answer a request that asks for ``asked`` tokens (None: no limit) gets."""

@@ -1,8 +1,5 @@
-"""Usage for answers whose upstream reported none, counted with the built-in tokenizer.
-
-The result is a ``CountedUsage``: it is sent as a plain ``usage`` object, and the type tells
-the meter that the figures are llmrelay's estimate, not the upstream's.
-"""
+"""Usage for answers whose upstream reported none, counted with the built-in tokenizer: an
+estimate, recorded as ``counted`` (not ``reported``)."""
 
 from __future__ import annotations
 
@@ -14,11 +11,7 @@ import msgspec
 from llmrelay.protocol.request import ChatRequest
 
 
-class CountedUsage(dict[str, Any]):
-    """A ``usage`` object counted by llmrelay (serialises like any dict)."""
-
-
-async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]]) -> CountedUsage:
+async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]]) -> dict[str, int]:
     """``answers``: the messages of a completion, or the deltas of a stream."""
     from llmrelay.engine.tokens import count_tokens  # llama.cpp: loaded on the first count
 
@@ -26,11 +19,11 @@ async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]])
     prompt_tokens, completion_tokens = await count_tokens(
         "\n".join(_strings(prompt)), "".join(said(answer) for answer in answers)
     )
-    return CountedUsage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def chunk_deltas(chunks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

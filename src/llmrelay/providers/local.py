@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from llmrelay import context
 from llmrelay.engine.events import Finished, TextDelta
 from llmrelay.engine.local import EngineError, LocalEngine
 from llmrelay.engine.toolcalls import ToolCallReader
 from llmrelay.errors import LLMRelayError
+from llmrelay.outcome import Outcome, Usage
 from llmrelay.protocol.accumulate import MessageBuilder
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.response import ResponseHeader, chunk_choice, usage
@@ -38,7 +38,7 @@ class LocalProvider(Provider):
             model=self.model_name, system_fingerprint=self.engine.loaded.fingerprint
         )
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest, outcome: Outcome) -> dict[str, Any]:
         plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
         header = self._header()
         readers = [ToolCallReader(plan.tool_mode, plan.tool_names) for _ in range(plan.n)]
@@ -61,7 +61,7 @@ class LocalProvider(Provider):
                     generated[event.index] = event.completion_tokens
                     cached = event.cached_tokens
         except asyncio.CancelledError:
-            _cut_short(plan, generated, self.model_name)
+            self._cut_short(plan, generated, outcome)
             raise
         choices = [
             {
@@ -72,14 +72,15 @@ class LocalProvider(Provider):
             }
             for i in range(plan.n)
         ]
+        self._answered(outcome, Usage(len(plan.prompt), sum(generated), cached_tokens=cached))
         return header.completion(choices, usage(len(plan.prompt), sum(generated), cached))
 
-    async def stream(self, request: ChatRequest) -> ChunkStream:
+    async def stream(self, request: ChatRequest, outcome: Outcome) -> ChunkStream:
         plan = plan_request(request, self.engine, self.model_name, self.max_output_tokens)
-        return self._chunks(plan, self._header())
+        return self._chunks(plan, self._header(), outcome)
 
     async def _chunks(
-        self, plan: EnginePlan, header: ResponseHeader
+        self, plan: EnginePlan, header: ResponseHeader, outcome: Outcome
     ) -> AsyncGenerator[Chunk, None]:
         readers = [ToolCallReader(plan.tool_mode, plan.tool_names) for _ in range(plan.n)]
         content = None if plan.tool_mode == "call" else ""
@@ -106,8 +107,9 @@ class LocalProvider(Provider):
                     yield header.chunk([chunk_choice(event.index, {}, reason)])
                     cached = event.cached_tokens
         except (GeneratorExit, asyncio.CancelledError):  # closed or cancelled: the client left
-            _cut_short(plan, generated, self.model_name)
+            self._cut_short(plan, generated, outcome)
             raise
+        self._answered(outcome, Usage(len(plan.prompt), sum(generated), cached_tokens=cached))
         yield header.chunk([], usage=usage(len(plan.prompt), sum(generated), cached))
 
     async def _events(self, plan: EnginePlan) -> AsyncIterator[TextDelta | Finished]:
@@ -117,19 +119,21 @@ class LocalProvider(Provider):
         except EngineError as exc:
             raise LLMRelayError(str(exc)) from exc
 
+    def _answered(self, outcome: Outcome, used: Usage) -> None:
+        outcome.served_by(self.model_name)
+        outcome.usage = used
+
+    def _cut_short(self, plan: EnginePlan, generated: list[int], outcome: Outcome) -> None:
+        """An answer whose client left is billed for the prompt read and the tokens made so
+        far; nothing for one still waiting for a slot, whose prompt was not read."""
+        if any(generated):
+            self._answered(outcome, Usage(len(plan.prompt), sum(generated)))
+
     def status(self) -> dict[str, Any]:
         return {"sequences": self.engine.load()}
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.engine.close)
-
-
-def _cut_short(plan: EnginePlan, generated: list[int], model: str) -> None:
-    """An answer whose client left: the prompt read and the tokens made so far are billed (for
-    the meter, in ``context.cut_short``); nothing for one still waiting for a slot, whose prompt
-    was not read."""
-    if any(generated):
-        context.cut_short.set(context.CutShort(usage(len(plan.prompt), sum(generated)), model))
 
 
 def _finish_reason(event: Finished, reader: ToolCallReader) -> str:

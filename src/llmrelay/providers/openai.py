@@ -17,6 +17,7 @@ import orjson
 
 from llmrelay.config import OpenAIModelConfig
 from llmrelay.errors import UpstreamError
+from llmrelay.outcome import Outcome, Usage
 from llmrelay.protocol.events import DONE, frame
 from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
@@ -48,7 +49,7 @@ class OpenAIProvider(Provider):
             secrets=secrets,
         )
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest, outcome: Outcome) -> dict[str, Any]:
         response = await self._http.post(self._body(request, stream=False))
         answer = await self._http.json(response)
         if not isinstance(answer, dict):
@@ -59,17 +60,20 @@ class OpenAIProvider(Provider):
             choice.setdefault("logprobs", None)
             if isinstance(choice.get("message"), dict):
                 choice["message"].setdefault("refusal", None)
-        if not answer.get("usage"):
+        outcome.served_by(answer.get("model"))
+        outcome.usage = Usage.of(answer.get("usage"))
+        if outcome.usage is None:
             messages = [choice.get("message") or {} for choice in choices]
             answer["usage"] = await counted_usage(request, messages)
+            outcome.usage = Usage.of(answer["usage"], source="counted")
         return answer
 
-    async def stream(self, request: ChatRequest) -> ChunkStream:
+    async def stream(self, request: ChatRequest, outcome: Outcome) -> ChunkStream:
         response = await self._http.post(self._body(request, stream=True))
-        return self._chunks(request, response)
+        return self._chunks(request, response, outcome)
 
     async def _chunks(
-        self, request: ChatRequest, response: aiohttp.ClientResponse
+        self, request: ChatRequest, response: aiohttp.ClientResponse, outcome: Outcome
     ) -> AsyncGenerator[StreamItem, None]:
         """The upstream's chunks as it framed them, each read passed on in one piece; only a
         chunk that carries usage or an error is decoded and passed on as an object."""
@@ -82,7 +86,9 @@ class OpenAIProvider(Provider):
                     if plain:
                         yield _framed(plain)
                     if not has_usage:
-                        yield await self._counted_usage_chunk(request, plain_so_far)
+                        counted = await self._counted_usage_chunk(request, plain_so_far)
+                        self._record(outcome, counted, "counted")
+                        yield counted
                     return
                 notable = b'"usage"' in data or b'"error"' in data
                 chunk = self._http.loads(data) if notable else None
@@ -97,10 +103,16 @@ class OpenAIProvider(Provider):
                 if "error" in chunk:
                     raise self._http.error_from_body(502, chunk)
                 has_usage = True
+                self._record(outcome, chunk, "reported")
                 yield chunk
             if plain:
                 yield _framed(plain)
         raise self._http.broken()
+
+    @staticmethod
+    def _record(outcome: Outcome, chunk: Chunk, source: str) -> None:
+        outcome.served_by(chunk.get("model"))
+        outcome.usage = Usage.of(chunk.get("usage"), source)
 
     async def _counted_usage_chunk(self, request: ChatRequest, payloads: list[bytes]) -> Chunk:
         chunks = [self._http.loads(data) for data in payloads]

@@ -24,12 +24,11 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from llmrelay import context
 from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError, UnavailableError
-from llmrelay.protocol.request import ChatRequest
-from llmrelay.providers.base import ChunkStream, Provider, StreamItem
+from llmrelay.outcome import Outcome
+from llmrelay.providers.base import Call, ChunkStream, Provider, StreamItem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +80,14 @@ class Deployment:
         }
 
 
+class Answer(NamedTuple):
+    """A whole answer: a ``chat.completion``, or (``native``) an answer in the client's own API
+    from a deployment that speaks it."""
+
+    body: dict[str, Any]
+    native: bool = False
+
+
 def _retryable(exc: LLMRelayError) -> bool:
     """Whether the deployment failed (and another may answer); not when the fault is the
     gateway's own (``UnavailableError``: out of descriptors, say)."""
@@ -112,29 +119,44 @@ class Router:
             )
         return deployments
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        result, deployment = await self._first_success(request.model, lambda p: p.complete(request))
+    async def complete(self, call: Call, outcome: Outcome) -> Answer:
+        async def answer(provider: Provider) -> Answer:
+            if call.api in provider.native_apis:
+                relayed = await provider.relay(call, outcome)
+                assert isinstance(relayed, dict), "a whole answer for a request that streams not"
+                return Answer(relayed, native=True)
+            return Answer(await provider.complete(call.chat, outcome))
+
+        result, deployment = await self._first_success(call.chat.model, answer, outcome)
         deployment.leave()
         return result
 
-    async def stream(self, request: ChatRequest) -> ChunkStream:
+    async def stream(self, call: Call, outcome: Outcome) -> HeldStream:
         """The first deployment whose stream yields its first chunk answers."""
 
-        async def open_stream(provider: Provider) -> tuple[StreamItem, ChunkStream]:
-            chunks = await provider.stream(request)
+        async def open_stream(provider: Provider) -> HeldStream:
+            native = call.api in provider.native_apis
+            if native:
+                chunks = await provider.relay(call, outcome)
+                assert not isinstance(chunks, dict), "a stream for a request that streams"
+            else:
+                chunks = await provider.stream(call.chat, outcome)
             try:
-                return await anext(chunks), chunks
+                return HeldStream(await anext(chunks), chunks, native)
             except BaseException:
                 await chunks.aclose()
                 raise
 
-        (first, rest), deployment = await self._first_success(request.model, open_stream)
-        return HeldStream(first, rest, deployment)
+        held, deployment = await self._first_success(call.chat.model, open_stream, outcome)
+        held.holding(deployment)
+        return held
 
     async def _first_success(
-        self, model: str, call: Callable[[Provider], Awaitable[T]]
+        self, model: str, call: Callable[[Provider], Awaitable[T]], outcome: Outcome
     ) -> tuple[T, Deployment]:
-        """The first answer, from the deployment that gave it, whose place the caller holds."""
+        """The first answer, from the deployment that gave it, whose place the caller holds.
+        The outcome names the deployment of each attempt: the one that answered, failed last, or
+        was answering when the client left."""
         last: LLMRelayError | None = None
         attempts = self._attempts(model)
         while attempts:
@@ -142,23 +164,21 @@ class Router:
             name, deployment = next(((n, d) for n, d in attempts if not d.full()), attempts[0])
             attempts.remove((name, deployment))
             if name != model:
-                log.info("request %s: falling back to %s", context.request_id.get(), name)
+                log.info("request %s: falling back to %s", outcome.request_id, name)
             await deployment.enter()
-            # for the ledger: the deployment that answered, failed last, or was answering when
-            # the client left
-            context.backend.set(deployment.label)
+            outcome.deployment = deployment.label
             try:
                 result = await call(deployment.provider)
             except LLMRelayError as exc:
                 deployment.leave()
                 if not _retryable(exc):
                     raise
-                last = self._failed(deployment, exc)
+                last = self._failed(deployment, exc, outcome.request_id)
                 continue
             except BaseException:
                 deployment.leave()
                 raise
-            self._succeeded(deployment)
+            self._succeeded(deployment, outcome.request_id)
             return result, deployment
         assert last is not None, "every model has at least one deployment"
         raise last
@@ -181,13 +201,13 @@ class Router:
         healthy = [d for d in ranked if d.resting_until <= now]
         return healthy + [d for d in ranked if d.resting_until > now]
 
-    def _failed(self, deployment: Deployment, exc: LLMRelayError) -> LLMRelayError:
+    def _failed(self, deployment: Deployment, exc: LLMRelayError, request_id: str) -> LLMRelayError:
         deployment.failures += 1
         if deployment.failures >= self._cooldown.failures:
             deployment.resting_until = time.monotonic() + self._cooldown.seconds
         log.warning(
             "request %s: %s failed (%s: %s); failures in a row %d%s",
-            context.request_id.get(),
+            request_id,
             deployment.label,
             exc.status,
             exc.message,
@@ -196,11 +216,9 @@ class Router:
         )
         return exc
 
-    def _succeeded(self, deployment: Deployment) -> None:
+    def _succeeded(self, deployment: Deployment, request_id: str) -> None:
         if deployment.failures:
-            log.info(
-                "request %s: %s is answering again", context.request_id.get(), deployment.label
-            )
+            log.info("request %s: %s is answering again", request_id, deployment.label)
         deployment.failures, deployment.resting_until = 0, 0.0
 
     def model_names(self) -> list[str]:
@@ -230,13 +248,18 @@ class Router:
 
 
 class HeldStream:
-    """The stream from its first chunk on, holding the deployment's place until it ends or is
-    closed (also when it is closed before anyone read from it)."""
+    """The stream from its first item on, holding its deployment's place until it ends or is
+    closed (also when it is closed before anyone read from it). ``native``: its items are events
+    of the client's own API, as a deployment that speaks it framed them."""
 
-    def __init__(self, first: StreamItem, rest: ChunkStream, deployment: Deployment) -> None:
+    def __init__(self, first: StreamItem, rest: ChunkStream, native: bool = False) -> None:
         self._first: StreamItem | None = first
         self._rest = rest
-        self._deployment: Deployment | None = deployment
+        self._deployment: Deployment | None = None
+        self.native = native
+
+    def holding(self, deployment: Deployment) -> None:
+        self._deployment = deployment
 
     def __aiter__(self) -> HeldStream:
         return self
@@ -255,4 +278,4 @@ class HeldStream:
         if self._deployment is not None:
             self._deployment.leave()
             self._deployment = None
-            await self._rest.aclose()
+        await self._rest.aclose()

@@ -10,8 +10,10 @@ indexes each time: a row cost 48k instructions in all, 37k this way (10,000 rows
 PostgreSQL (any other database): one ``executemany`` through the engine, which asyncpg sends as
 one pipeline.
 
-Either is given the rows as the ledger keeps them (time in seconds since the epoch, booleans as 0
-or 1) and turns them into what the columns take.
+Either is given the rows as the ledger keeps them (by column name; time in seconds since the
+epoch, booleans as 0 or 1) and turns them into what the columns take. A row whose request id the
+table already has is left out (``ON CONFLICT DO NOTHING``): a spool segment may be written
+twice, if the process died between writing it and deleting it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmrelay.store.database import sqlite_pragmas
+from llmrelay.store.schema import UsageRow
 
-#: one request's row: the usage table's columns in the order of ``USAGE_FIELDS``
-Row = Sequence[Any]
+#: one request's row, by column name
+Row = dict[str, Any]
+_BOOLEANS = ("stream", "disconnected")
 
 
 class Writes(Protocol):
@@ -41,12 +46,20 @@ class Writes(Protocol):
 
 
 class DriverWrites:
-    """``booleans``: the positions of the rows' booleans (asyncpg takes a bool, not 0 or 1)."""
+    """``fields``: the columns of a row, in the order the statement takes them."""
 
-    def __init__(self, engine: AsyncEngine, insert: str, booleans: Sequence[int]) -> None:
+    def __init__(self, engine: AsyncEngine, fields: Sequence[str]) -> None:
         self._engine = engine
-        self._insert = insert
-        self._booleans = booleans
+        self._fields = list(fields)
+        # compiled once, executed by the driver itself: SQLAlchemy's per-row processing would
+        # cost three times the write
+        statement = postgresql.insert(UsageRow).on_conflict_do_nothing(
+            index_elements=["request_id"]
+        )
+        compiled = statement.compile(dialect=engine.dialect, column_keys=self._fields)
+        assert compiled.positiontup == self._fields, "a row is handed over in its fields' order"
+        self._insert = compiled.string
+        self._booleans = [self._fields.index(name) for name in _BOOLEANS]
 
     async def write(self, rows: Sequence[Row]) -> None:
         async with self._engine.begin() as connection:
@@ -56,10 +69,10 @@ class DriverWrites:
         """The row with its time a naive UTC datetime, as the store keeps times
         (``datetime.now(UTC).replace(tzinfo=None)`` costs several times as much), and its
         booleans bools."""
-        values = list(row)
-        values[0] = _EPOCH + timedelta(seconds=row[0])
+        values = [row[field] for field in self._fields]
+        values[0] = _EPOCH + timedelta(seconds=values[0])
         for at in self._booleans:
-            values[at] = bool(row[at])
+            values[at] = bool(values[at])
         return tuple(values)
 
     async def aclose(self) -> None:
@@ -67,11 +80,18 @@ class DriverWrites:
 
 
 class SQLiteWrites:
-    """``path``: the database file (shared with the engine, which reads the rows)."""
+    """``path``: the database file (shared with the engine, which reads the rows); ``fields``:
+    the columns of a row."""
 
-    def __init__(self, path: str, insert: str) -> None:
-        columns, _, values = insert.partition(" VALUES ")
-        self._inserts = {size: f"{columns} VALUES {', '.join([values] * size)}" for size in _CHUNKS}
+    def __init__(self, path: str, fields: Sequence[str]) -> None:
+        self._fields = list(fields)
+        columns = ", ".join(self._fields)
+        values = "(" + ", ".join("?" * len(self._fields)) + ")"
+        self._inserts = {
+            size: f"INSERT INTO usage ({columns}) VALUES {', '.join([values] * size)}"
+            " ON CONFLICT (request_id) DO NOTHING"
+            for size in _CHUNKS
+        }
         self._path = path
         self._connection: sqlite3.Connection | None = None
         # given None, sqlite3 looks for an adapter by raising and catching two AttributeErrors;
@@ -90,7 +110,8 @@ class SQLiteWrites:
             self._connection = connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for size, values in _in_chunks([_sqlite_time(row) for row in rows]):
+            fields = self._fields
+            for size, values in _in_chunks([_sqlite_time(row, fields) for row in rows]):
                 connection.executemany(self._inserts[size], values)
         except BaseException:
             connection.execute("ROLLBACK")
@@ -110,7 +131,7 @@ class SQLiteWrites:
 _CHUNKS = (64, 16, 4, 1)
 
 
-def _in_chunks(rows: list[Row]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+def _in_chunks(rows: list[list[Any]]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
     """The rows in runs of ``_CHUNKS`` sizes, largest first: each size with its runs' values."""
     start = 0
     for size in _CHUNKS:
@@ -125,13 +146,14 @@ def _in_chunks(rows: list[Row]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _sqlite_time(row: Row) -> list[Any]:
-    """The row with its time the text SQLAlchemy stores on SQLite for a naive UTC datetime, at a
-    quarter of the cost of making the datetime (a batch's rows share a few seconds). ``%06d``
-    truncates as ``int`` does, and costs a fifth of a format spec's ``:06d``."""
-    seconds = row[0]
+def _sqlite_time(row: Row, fields: list[str]) -> list[Any]:
+    """The row's values, its time the text SQLAlchemy stores on SQLite for a naive UTC
+    datetime, at a quarter of the cost of making the datetime (a batch's rows share a few
+    seconds). ``%06d`` truncates as ``int`` does, and costs a fifth of a format spec's
+    ``:06d``."""
+    values = [row[field] for field in fields]
+    seconds = values[0]
     whole = int(seconds)
-    values = list(row)
     values[0] = "%s.%06d" % (_second(whole), (seconds - whole) * 1_000_000)  # noqa: UP031
     return values
 

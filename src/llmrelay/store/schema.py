@@ -64,9 +64,12 @@ class UsageRow(Base):
     # a BIGINT: a busy gateway passes 2**31 requests in weeks (SQLite's INTEGER key is 64-bit)
     id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow, index=True)
-    request_id: Mapped[str] = mapped_column(String(40))
+    #: unique: a row written twice (from the spool, after a crash) is kept once
+    request_id: Mapped[str] = mapped_column(String(40), unique=True)
     #: None for a key from the config
     key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    #: the API the request came in by: chat, responses, messages, embeddings, completions
+    endpoint: Mapped[str] = mapped_column(String(16), server_default="chat")
     model_requested: Mapped[str] = mapped_column(String(200))
     model_served: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: the deployment that answered, as /health names it

@@ -1,0 +1,81 @@
+"""``serve``: one admitted request through the gateway, the same for every inbound API.
+
+The API's route parses its request into a ``Call`` and hands it here with its codec: the
+request is admitted (403, 429), watched for a client that leaves, answered whole or streamed by
+the gateway, and sent back in the API's own format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmrelay.api.disconnect import DisconnectWatch
+from llmrelay.api.middleware import REQUEST_ID_KEY
+from llmrelay.api.sse import EventStream
+from llmrelay.gateway.pipeline import Gateway, stopping
+from llmrelay.outcome import Outcome
+from llmrelay.protocol.codec import Codec
+from llmrelay.providers.base import Call
+from llmrelay.store.keys import KeyRecord
+
+log = logging.getLogger(__name__)
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+async def serve(
+    gateway: Gateway,
+    request: Request,
+    caller: KeyRecord | None,
+    call: Call,
+    codec: Codec,
+    body_size: int,
+) -> Response | EventStream:
+    admission = await gateway.admit(caller, call, body_size)
+    request_id = request.scope[REQUEST_ID_KEY]
+    stream = bool(call.chat.stream)
+    key_id = caller.id if caller else None
+    outcome = Outcome(request_id, codec.endpoint, call.chat.model, stream, key_id)
+    # from here a client that leaves cancels the request, also while it waits for a place or
+    # for an upstream's first chunk
+    watch = DisconnectWatch(request.receive, outcome)
+    try:
+        if stream:
+            metered = await gateway.stream(call, admission, outcome)
+            # the stream goes on watching, and stops the watch when it ends
+            return EventStream(
+                metered,
+                codec.encoder(metered.native),
+                watch,
+                request_id=request_id,
+                headers=admission.headers,
+            )
+        answer = await gateway.answer(call, admission, outcome)
+        watch.stop()
+        return json_response(codec.answer(*answer), headers=admission.headers)
+    except asyncio.CancelledError:
+        watch.stop()
+        if watch.took_back():
+            log.info("request %s: the client went away", request_id)
+            return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+        # the server stopped waiting for it: it is on record, and its client is told
+        task = asyncio.current_task()
+        assert task is not None
+        task.uncancel()
+        raise stopping() from None
+    except BaseException:
+        watch.stop()
+        raise
