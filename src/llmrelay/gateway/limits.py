@@ -199,9 +199,12 @@ class Limiter:
 
     async def _new_plan(self, caller: KeyRecord, minute: int) -> _Plan:
         """The caller's plan for ``minute``, its budget's counter started from the ledger."""
-        plan = self._plans[caller.id] = _Plan(caller, minute, self._counters)
+        plan = _Plan(caller, minute, self._counters)
         if plan.budget and plan.budget.key not in self._seeded:
             await self._seed(caller, plan.budget, minute)
+        # current only once seeded: the requests that arrive meanwhile wait for the seeding
+        # (in _seed) rather than charge a budget that does not count what was spent yet
+        self._plans[caller.id] = plan
         return plan
 
     def _refusal(
