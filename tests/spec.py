@@ -1,12 +1,14 @@
 """The wire-format reference in ../shared/spec: validators and a transport that checks traffic.
 
-``ValidatingTransport`` sits under the official SDK's HTTP client and validates every chat
-response and every stream chunk the server sends against the official JSON Schemas, so a test
-that uses the SDK also checks the raw wire format the SDK would otherwise hide.
+``ValidatingTransport`` sits under the official SDK's HTTP client and validates every chat and
+Responses API answer and every stream chunk or event the server sends against the official JSON
+Schemas, so a test that uses the SDK also checks the raw wire format the SDK would otherwise
+hide.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,17 +25,83 @@ SPEC_DIR = Path(
 
 
 @cache
-def _defs() -> dict[str, Any]:
-    return json.loads((SPEC_DIR / "chat_schemas.json").read_text())["$defs"]
+def _defs(spec: str) -> dict[str, Any]:
+    return json.loads((SPEC_DIR / spec).read_text())["$defs"]
 
 
 @cache
-def validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator({"$defs": _defs(), "$ref": f"#/$defs/{name}"})
+def validator(name: str, spec: str = "chat_schemas.json") -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({"$defs": _defs(spec), "$ref": f"#/$defs/{name}"})
 
 
-def validate(name: str, payload: Any) -> None:
-    validator(name).validate(payload)
+def validate(name: str, payload: Any, spec: str = "chat_schemas.json") -> None:
+    """Validate against a schema of ``spec`` (the Chat Completions schemas by default)."""
+    validator(name, spec).validate(payload)
+
+
+RESPONSES = "responses_schemas.json"
+
+
+@cache
+def _event_schemas() -> dict[str, str]:
+    """Each Responses stream event's type, and the name of its own schema (validating against
+    that one says what is wrong, where ``ResponseStreamEvent``'s anyOf only says "none")."""
+    defs = _defs(RESPONSES)
+    names = {}
+    for ref in defs["ResponseStreamEvent"]["anyOf"]:
+        name = ref["$ref"].split("/")[-1]
+        for kind in defs[name]["properties"]["type"].get("enum", ()):
+            names[kind] = name
+    return names
+
+
+def validate_event(event: dict[str, Any]) -> None:
+    """A Responses stream event, against its type's schema and against the union's."""
+    validate(_event_schemas()[event["type"]], event, RESPONSES)
+    validate("ResponseStreamEvent", event, RESPONSES)
+
+
+def sse_events(body: bytes) -> list[tuple[str | None, str]]:
+    """The events of an SSE body: each one's ``event:`` name (if it has one) and its data."""
+    events = body.decode().split("\n\n")
+    assert events[-1] == "", "an SSE body ends with a blank line"
+    parsed = []
+    for text in events[:-1]:
+        name, data = None, []
+        for line in text.split("\n"):
+            field, _, value = line.partition(": ")
+            assert field in ("event", "data"), text
+            if field == "event":
+                name = value
+            else:
+                data.append(value)
+        parsed.append((name, "\n".join(data)))
+    return parsed
+
+
+def validate_responses_body(status: int, content_type: str, body: bytes, path: str) -> int:
+    """Validate one Responses API answer (or stream): every event against the schema, its
+    ``event:`` line its type, its sequence numbers growing; how many objects were checked."""
+    if status >= 400:
+        validate("ErrorResponse", json.loads(body), RESPONSES)
+        return 1
+    if content_type.startswith("application/json"):
+        payload = json.loads(body)
+        if path.endswith("/input_items"):
+            validate("ResponseItemList", payload, RESPONSES)
+        elif not payload.get("deleted"):
+            validate("Response", payload, RESPONSES)
+        return 1
+    assert content_type.startswith("text/event-stream"), content_type
+    last = -1
+    events = sse_events(body)
+    for name, data in events:
+        event = json.loads(data)
+        assert name == event["type"], f"event: {name} carries {event['type']}"
+        validate_event(event)
+        assert event["sequence_number"] > last, "sequence numbers only grow"
+        last = event["sequence_number"]
+    return len(events)
 
 
 def sse_payloads(body: bytes) -> list[str]:
@@ -105,13 +173,18 @@ class _Recorder:
         self.checked = 0
 
     def wrap(self, request: httpx2.Request, response: httpx2.Response) -> httpx2.Response:
-        if not request.url.path.endswith("/chat/completions"):
+        path = request.url.path
+        if path.endswith("/chat/completions"):
+            validate_body = validate_chat_body
+        elif "/responses" in path:
+            validate_body = functools.partial(validate_responses_body, path=path)
+        else:
             return response
         status, content_type = response.status_code, response.headers.get("content-type", "")
 
         def check(body: bytes) -> None:
             try:
-                self.checked += validate_chat_body(status, content_type, body)
+                self.checked += validate_body(status, content_type, body)
             except Exception as exc:  # recorded and raised by the fixture after the test
                 self.failures.append(f"{type(exc).__name__}: {exc}"[:2000])
 

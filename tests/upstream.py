@@ -84,6 +84,8 @@ class Upstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_route("*", "/v1/responses/{response_id:.*}", self._stored_response)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
@@ -103,6 +105,28 @@ class Upstream:
             return await script(self, request, body)
         finally:
             self.in_flight -= 1
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's own Responses API, as a ``responses: native`` deployment reaches it."""
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if body.get("stream"):
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            for piece in NATIVE_STREAM:
+                await response.write(piece)
+            return response
+        return web.json_response(NATIVE_RESPONSE)
+
+    async def _stored_response(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append({"method": request.method, "path": request.path_qs})
+        if request.method == "DELETE":
+            return web.json_response({"id": NATIVE_ID, "object": "response", "deleted": True})
+        if request.path.endswith("/input_items"):
+            listed = {"object": "list", "data": [], "first_id": None, "last_id": None}
+            return web.json_response({**listed, "has_more": False})
+        return web.json_response(NATIVE_RESPONSE)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json(loads=orjson.loads)
@@ -470,3 +494,82 @@ def relay_models(upstream: Upstream, scripts: Iterable[str], *settings: str) -> 
             *(f"    {setting}" for setting in settings),
         ]
     return lines
+
+
+NATIVE_ID = "resp_native0000000000000000000000000000000000000000"
+NATIVE_RESPONSE = {
+    "id": NATIVE_ID,
+    "object": "response",
+    "created_at": 1754925861,
+    "status": "completed",
+    "background": False,
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "max_output_tokens": None,
+    "model": "gpt-5-native-2025",
+    "output": [
+        {
+            "id": "rs_native1",
+            "type": "reasoning",
+            "summary": [],
+            "encrypted_content": "gAAAA-opaque",
+        },
+        {
+            "id": "msg_native1",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": "Hi!"}],
+        },
+    ],
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": {"effort": "medium", "summary": None},
+    "store": True,
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto",
+    "tools": [{"type": "web_search"}],
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "usage": {
+        "input_tokens": 31,
+        "input_tokens_details": {"cached_tokens": 4},
+        "output_tokens": 12,
+        "output_tokens_details": {"reasoning_tokens": 9},
+        "total_tokens": 43,
+    },
+    "metadata": {},
+}
+
+
+def _native_event(number: int, kind: str, **fields: Any) -> bytes:
+    data = orjson.dumps({"type": kind, "sequence_number": number, **fields})
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+#: a native stream, as written (its second write splits an event in two)
+_NATIVE_EVENTS = b"".join(
+    [
+        _native_event(0, "response.created", response={**NATIVE_RESPONSE, "status": "in_progress"}),
+        _native_event(
+            1,
+            "response.output_item.added",
+            output_index=0,
+            item={"id": "msg_native1", "type": "message", "status": "in_progress"}
+            | {"role": "assistant", "content": []},
+        ),
+        _native_event(
+            2,
+            "response.output_text.delta",
+            item_id="msg_native1",
+            output_index=0,
+            content_index=0,
+            delta="Hi!",
+            logprobs=[],
+        ),
+        _native_event(3, "response.completed", response=NATIVE_RESPONSE),
+    ]
+)
+NATIVE_STREAM = [_NATIVE_EVENTS[:100], _NATIVE_EVENTS[100:700], _NATIVE_EVENTS[700:]]

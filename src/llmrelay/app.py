@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from llmrelay.api.admin import AdminRoutes
 from llmrelay.api.errors import EXCEPTION_HANDLERS
 from llmrelay.api.middleware import RequestIdMiddleware
+from llmrelay.api.responses import ResponsesRoutes
 from llmrelay.api.routes import Routes
 from llmrelay.config import (
     PROVIDER_TYPES,
@@ -36,6 +37,7 @@ from llmrelay.router.router import Cooldown, Deployment, Router
 from llmrelay.store.database import Database, sqlite_url
 from llmrelay.store.keys import KeyStore
 from llmrelay.store.ledger import Ledger
+from llmrelay.store.responses import ResponseStore
 from llmrelay.store.spool import Spool
 
 #: container allocations (less deallocations) between young-generation collections
@@ -149,12 +151,14 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     ledger = Ledger(database, spool=spool(config) if config.usage_ledger else None)
     limiter = Limiter(ledger, build_counters(config))
     gateway = Gateway(keys, router, ledger, limiter, metering=config.usage_ledger)
+    responses = ResponseStore(database, retention_days=config.responses.retention_days)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await keys.start()
         await ledger.start()
         await limiter.start()
+        await responses.start()
         # what start-up built lives as long as the server: out of the collector's way, so that
         # full collections scan only what requests create
         gc.collect()
@@ -169,6 +173,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         await keys.stop()
         await router.aclose()
         await ledger.aclose()
+        await responses.aclose()
         await limiter.aclose()
         await database.aclose()
 
@@ -185,8 +190,9 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         max_body_bytes=config.server.max_body_bytes,
         body_timeout=config.server.body_timeout,
     )
+    responses_routes = ResponsesRoutes(gateway, responses, routes.body)
     app = Starlette(
-        routes=routes.routes() + admin.routes(),
+        routes=routes.routes() + responses_routes.routes() + admin.routes(),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

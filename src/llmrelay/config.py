@@ -94,6 +94,13 @@ class LimitsConfig(_Settings, frozen=True, kw_only=True):
     redis_failure: Literal["local", "closed"] = "local"
 
 
+class ResponsesConfig(_Settings, frozen=True, kw_only=True):
+    """The Responses API's stored responses (``store: true``)."""
+
+    #: days a stored response is kept (then deleted)
+    retention_days: Positive = 30.0
+
+
 class CooldownConfig(_Settings, frozen=True, kw_only=True):
     """A deployment failing ``failures`` times in a row rests ``seconds``."""
 
@@ -168,6 +175,9 @@ class OpenAIModelConfig(_RemoteModel, frozen=True, kw_only=True, tag="openai"):
     #: ask the upstream for usage in streams; off for upstreams that reject stream_options
     stream_usage: bool = True
     params: ParamRules = ParamRules()
+    #: how Responses API requests reach it: translated to Chat Completions, or ``native``: as
+    #: the client sent them, to the upstream's own /responses (OpenAI's API)
+    responses: Literal["translate", "native"] = "translate"
 
 
 class AnthropicModelConfig(_RemoteModel, frozen=True, kw_only=True, tag="anthropic"):
@@ -214,6 +224,7 @@ class Config(_Settings, frozen=True, kw_only=True):
     #: model name -> the models to try, in order, when all of its deployments failed
     fallbacks: dict[str, tuple[str, ...]] = {}
     cooldown: CooldownConfig = CooldownConfig()
+    responses: ResponsesConfig = ResponsesConfig()
 
     def secrets(self) -> list[str]:
         """Every secret the config holds, to keep out of what clients and the log see."""

@@ -59,6 +59,19 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+def response_usage(usage: object) -> Usage | None:
+    """The Responses API's ``usage`` object as a backend sent it."""
+    if not isinstance(usage, dict) or not usage:
+        return None
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return Usage(
+        _count(usage.get("input_tokens")),
+        _count(usage.get("output_tokens")),
+        cached_tokens=_count(cached),
+    )
+
+
 def _count(value: object) -> int:
     return int(value) if isinstance(value, int | float) and value > 0 else 0
 

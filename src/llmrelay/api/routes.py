@@ -46,7 +46,8 @@ class Routes:
             await self._gateway.tell_limits(caller, exc)
             raise
         codec = ChatCodec(chat.include_usage)
-        return await serve(self._gateway, request, caller, Call(chat), codec, len(body))
+        call = Call.of_chat(chat)
+        return await serve(self._gateway, request, caller, call, codec, len(body))
 
     async def body(self, request: Request) -> bytes:
         return await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from llmrelay.api.disconnect import DisconnectWatch
 from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.api.sse import EventStream
+from llmrelay.errors import InvalidRequestError
 from llmrelay.gateway.pipeline import Gateway, stopping
 from llmrelay.outcome import Outcome
 from llmrelay.protocol.codec import Codec
@@ -46,9 +47,9 @@ async def serve(
 ) -> Response | EventStream:
     admission = await gateway.admit(caller, call, body_size)
     request_id = request.scope[REQUEST_ID_KEY]
-    stream = bool(call.chat.stream)
+    stream = call.stream
     key_id = caller.id if caller else None
-    outcome = Outcome(request_id, codec.endpoint, call.chat.model, stream, key_id)
+    outcome = Outcome(request_id, codec.endpoint, call.model, stream, key_id)
     # from here a client that leaves cancels the request, also while it waits for a place or
     # for an upstream's first chunk
     watch = DisconnectWatch(request.receive, outcome)
@@ -66,6 +67,10 @@ async def serve(
         answer = await gateway.answer(call, admission, outcome)
         watch.stop()
         return json_response(codec.answer(*answer), headers=admission.headers)
+    except InvalidRequestError as exc:
+        watch.stop()
+        codec.rename(exc)
+        raise
     except asyncio.CancelledError:
         watch.stop()
         if watch.took_back():

@@ -7,6 +7,7 @@ function's ``parameters`` schema.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -17,6 +18,13 @@ from llmrelay.protocol.request import FunctionDef
 
 # With tool choice "auto" the grammar starts once the output opens a tool call.
 AUTO_TOOL_TRIGGER = r"\s*(" + TOOL_OPEN + r"[\s\S]*)"
+# A JSON string's character: the converter's rule lets control characters (a raw newline or
+# tab) into strings, which strict JSON parsers (Python's json, JavaScript's JSON.parse) refuse.
+_CHAR_RULE = re.compile(r"^char ::= .*$", re.MULTILINE)
+_STRICT_CHAR = (
+    r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] '
+    r"[0-9a-fA-F] [0-9a-fA-F])"
+)
 
 
 class GrammarError(ValueError):
@@ -34,7 +42,7 @@ def json_schema_grammar(schema: dict[str, Any]) -> str:
         converter.visit(converter.resolve_refs(schema, "schema"), "")
     except Exception as exc:  # the converter raises bare exceptions of several kinds
         raise GrammarError(str(exc) or type(exc).__name__) from exc
-    return converter.format_grammar()
+    return _strict_strings(converter.format_grammar())
 
 
 def json_object_grammar() -> str:
@@ -63,7 +71,11 @@ def tool_call_grammar(functions: list[FunctionDef], *, tagged: bool) -> str:
         root = f'{_literal(TOOL_OPEN)} "\\n"? ( {call} ) "\\n"? {_literal(TOOL_CLOSE)}'
     else:
         root = call
-    return f"root ::= {root}\n{converter.format_grammar()}"
+    return f"root ::= {root}\n{_strict_strings(converter.format_grammar())}"
+
+
+def _strict_strings(grammar: str) -> str:
+    return _CHAR_RULE.sub(lambda _: _STRICT_CHAR, grammar)
 
 
 def _literal(text: str) -> str:

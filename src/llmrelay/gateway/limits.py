@@ -32,7 +32,6 @@ from typing import NamedTuple
 
 from llmrelay.errors import QuotaExceededError, RateLimitError, UnavailableError
 from llmrelay.gateway.counters import Charge, Counter, Counters
-from llmrelay.protocol.request import ChatRequest
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.ledger import Ledger
 
@@ -135,15 +134,12 @@ class Limiter:
     async def aclose(self) -> None:
         await self._counters.aclose()
 
-    async def admit(
-        self, caller: KeyRecord | None, request: ChatRequest, body_size: int, max_output: int
-    ) -> Admission:
-        """Charge the request to the caller's limits and budget, or raise a 429.
-        ``max_output``: the longest answer (each choice) the request may get."""
+    async def admit(self, caller: KeyRecord | None, body_size: int, output: int) -> Admission:
+        """Charge the request to the caller's limits and budget, or raise a 429. ``output``:
+        the longest answer the request may get (all its choices)."""
         admission = Admission(self._counters)
         if caller is None or not (caller.rpm or caller.tpm or caller.budget_tokens):
             return admission
-        output = max_output * (request.n or 1)
         now = time.time()
         minute = int(now) // _MINUTE
         admission.wait = (minute + 1) * _MINUTE - now

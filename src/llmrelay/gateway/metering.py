@@ -27,7 +27,11 @@ from llmrelay.store.ledger import Ledger
 class Meter:
     __slots__ = ("_finished", "_forwarded", "_ledger", "_outcome", "_request", "_ttft_ms")
 
-    def __init__(self, ledger: Ledger | None, request: ChatRequest, outcome: Outcome) -> None:
+    def __init__(
+        self, ledger: Ledger | None, request: ChatRequest | None, outcome: Outcome
+    ) -> None:
+        """``request``: the chat request, to count a stream's prompt by (None: a request passed
+        through natively, whose prompt is not counted)."""
         self._ledger = ledger
         self._request = request
         self._outcome = outcome

@@ -44,13 +44,12 @@ class Gateway:
     def admit(self, caller: KeyRecord | None, call: Call, body_size: int) -> Awaitable[Admission]:
         """A 403 unless the caller may use the model; a 429 if it is over a limit or budget.
         (Not a coroutine itself: it hands on the limiter's, one fewer on every request.)"""
-        request = call.chat
         try:
-            self.keys.authorize(caller, request.model)
-            output = self.router.output_tokens(request.model, request.completion_limit)
+            self.keys.authorize(caller, call.model)
+            output = self.router.output_tokens(call.model, call.max_output)
         except LLMRelayError as exc:
             return self._refuse(caller, exc)
-        return self.limiter.admit(caller, request, body_size, output)
+        return self.limiter.admit(caller, body_size, output * call.choices)
 
     async def _refuse(self, caller: KeyRecord | None, exc: LLMRelayError) -> NoReturn:
         await self.tell_limits(caller, exc)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol import events
 
 StreamItem = dict[str, Any] | bytes
@@ -65,6 +66,9 @@ class Codec(Protocol):
 
     def encoder(self, native: bool) -> StreamEncoder: ...
 
+    def rename(self, error: InvalidRequestError) -> None:
+        """Name a backend's 400's parameter as this API's request names it."""
+
 
 class ChatCodec:
     """Chat Completions: the internal format itself."""
@@ -79,3 +83,6 @@ class ChatCodec:
 
     def encoder(self, native: bool) -> StreamEncoder:
         return ChatEncoder(self._include_usage)
+
+    def rename(self, error: InvalidRequestError) -> None:
+        pass  # the backend's request is this API's

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from llmrelay.errors import InvalidRequestError
+from llmrelay.protocol.decoding import decode
 from llmrelay.protocol.messages import Messages
-from llmrelay.protocol.nesting import check_depth, deepest_param, may_be_too_deep, nested_too_deep
 
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 TopP = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -158,43 +157,13 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 
 _decoder = msgspec.json.Decoder(ChatRequest)
-_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-_FIELD = re.compile(r"(?:missing required|unknown) field `(?P<field>[^`]+)`")
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     """Decode and validate a request body; raise ``InvalidRequestError`` naming the param."""
-    try:
-        request = _decoder.decode(body)
-    except RecursionError as exc:
-        raise nested_too_deep(deepest_param(body)) from exc
-    except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
-        ) from exc
-    if may_be_too_deep(body):
-        check_depth(request)
+    request = decode(_decoder, body)
     _check_consistency(request)
     return _with_legacy_functions(request)
-
-
-def _validation_error(detail: str) -> InvalidRequestError:
-    match = _PATH.search(detail)
-    # msgspec writes a mapping's value as `[...]`; OpenAI names the mapping itself
-    path = match.group("path").replace("[...]", "") if match else ""
-    detail = detail[: match.start()] if match else detail
-    field = _FIELD.search(detail)
-    if field:
-        path = f"{path}.{field.group('field')}" if path else field.group("field")
-    param = path or None
-    if detail.startswith("Object contains unknown field") and param and "." not in param:
-        return InvalidRequestError(f"Unrecognized request argument supplied: {param}", param=param)
-    if detail.startswith("Object missing required field"):
-        return InvalidRequestError(f"Missing required parameter: '{param}'.", param=param)
-    return InvalidRequestError(f"Invalid value for '{param}': {detail}", param=param)
 
 
 def _check_consistency(request: ChatRequest) -> None:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llmrelay.errors import InvalidRequestError
 from llmrelay.outcome import Outcome
 from llmrelay.protocol.request import ChatRequest
 
@@ -39,15 +40,40 @@ class ChunkStream(Protocol):
     async def aclose(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Call:
     """A request as the router hands it to each deployment: the chat request any backend can
     answer, and the inbound API with its body as the client sent it, for a backend that speaks
-    that API itself."""
+    that API itself. A request the chat format cannot say (a built-in tool, say) has no ``chat``
+    but the error that says why (``untranslatable``): only a backend that speaks its API can
+    answer it. ``max_output`` and ``choices``: the output it may ask for, for the limits."""
 
-    chat: ChatRequest
+    model: str
+    stream: bool
+    chat: ChatRequest | None
     api: str = "chat"
     body: bytes = b""
+    max_output: int | None = None
+    choices: int = 1
+    untranslatable: InvalidRequestError | None = None
+
+    @classmethod
+    def of_chat(cls, chat: ChatRequest, body: bytes = b"") -> Call:
+        return cls(
+            model=chat.model,
+            stream=bool(chat.stream),
+            chat=chat,
+            body=body,
+            max_output=chat.completion_limit,
+            choices=chat.n or 1,
+        )
+
+    def chat_request(self) -> ChatRequest:
+        """The chat request, for a backend that does not speak the call's API natively."""
+        if self.chat is None:
+            assert self.untranslatable is not None
+            raise self.untranslatable
+        return self.chat
 
 
 class Provider(ABC):
@@ -72,6 +98,11 @@ class Provider(ABC):
     async def relay(self, call: Call, outcome: Outcome) -> dict[str, Any] | ChunkStream:
         """Answer a request of one of ``native_apis`` in that API: its answer whole, or the
         iterator of its events as the backend framed them (bytes)."""
+        raise NotImplementedError(f"{type(self).__name__} relays no API natively")
+
+    async def relay_request(self, method: str, path: str) -> tuple[int, bytes]:
+        """Another request of a native API (``GET /responses/{id}``, say), relayed: the status
+        and body the backend answered."""
         raise NotImplementedError(f"{type(self).__name__} relays no API natively")
 
     def output_tokens(self, asked: int | None) -> int:

@@ -11,11 +11,14 @@ import msgspec
 from llmrelay.protocol.request import ChatRequest
 
 
-async def counted_usage(request: ChatRequest, answers: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """``answers``: the messages of a completion, or the deltas of a stream."""
+async def counted_usage(
+    request: ChatRequest | None, answers: Iterable[dict[str, Any]]
+) -> dict[str, int]:
+    """``answers``: the messages of a completion, or the deltas of a stream; the prompt is
+    ``request``'s (none without one: a request passed through natively)."""
     from llmrelay.engine.tokens import count_tokens  # llama.cpp: loaded on the first count
 
-    prompt = msgspec.to_builtins([request.messages, request.tools or []])
+    prompt = msgspec.to_builtins([request.messages, request.tools or []]) if request else []
     prompt_tokens, completion_tokens = await count_tokens(
         "\n".join(_strings(prompt)), "".join(said(answer) for answer in answers)
     )

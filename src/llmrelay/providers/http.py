@@ -53,13 +53,31 @@ class UpstreamHTTP:
         )
         self._session: aiohttp.ClientSession | None = None
 
-    async def post(self, body: bytes) -> aiohttp.ClientResponse:
-        """Send the request; a response with an error status is raised as an llmrelay error."""
+    async def post(self, body: bytes, url: str | None = None) -> aiohttp.ClientResponse:
+        """Send the request (to ``url``, or the upstream's own); a response with an error status
+        is raised as an llmrelay error."""
+        return await self._send("POST", url or self._url, body)
+
+    async def relay(self, method: str, url: str) -> tuple[int, bytes]:
+        """Another request, its answer whatever its status, secrets taken out of it."""
+        response = await self._send(method, url, None, raise_status=False)
+        try:
+            payload = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self.broken() from exc
+        finally:
+            response.release()
+        text = redact(payload.decode(errors="replace"), self._secrets)
+        return response.status, text.encode()
+
+    async def _send(
+        self, method: str, url: str, body: bytes | None, raise_status: bool = True
+    ) -> aiohttp.ClientResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         try:
-            response = await self._session.post(
-                self._url, data=body, headers=self._headers, timeout=self._timeout
+            response = await self._session.request(
+                method, url, data=body, headers=self._headers, timeout=self._timeout
             )
         except TimeoutError as exc:
             raise self.timed_out() from exc
@@ -71,7 +89,7 @@ class UpstreamHTTP:
             raise self.unreachable() from exc
         except aiohttp.ClientError as exc:
             raise self.unreachable() from exc
-        if response.status >= 400:
+        if response.status >= 400 and raise_status:
             try:
                 raise await self._error(response)
             finally:
@@ -97,6 +115,18 @@ class UpstreamHTTP:
                 *lines, rest = (rest + block).split(b"\n")
                 if payloads := data_payloads(lines):
                     yield payloads
+        except TimeoutError as exc:
+            raise self.timed_out() from exc
+        except aiohttp.ClientError as exc:
+            raise self.broken() from exc
+        finally:
+            response.close()
+
+    async def raw_blocks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """A stream's bytes as they arrive, untouched."""
+        try:
+            async for block in response.content.iter_any():
+                yield block
         except TimeoutError as exc:
             raise self.timed_out() from exc
         except aiohttp.ClientError as exc:

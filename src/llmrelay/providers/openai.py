@@ -17,11 +17,11 @@ import orjson
 
 from llmrelay.config import OpenAIModelConfig
 from llmrelay.errors import UpstreamError
-from llmrelay.outcome import Outcome, Usage
-from llmrelay.protocol.events import DONE, frame
+from llmrelay.outcome import Outcome, Usage, response_usage
+from llmrelay.protocol.events import DONE, data_payloads, frame
 from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
-from llmrelay.providers.base import Chunk, ChunkStream, Provider, StreamItem
+from llmrelay.providers.base import Call, Chunk, ChunkStream, Provider, StreamItem
 from llmrelay.providers.counting import chunk_deltas, counted_usage
 from llmrelay.providers.http import UpstreamHTTP
 
@@ -40,6 +40,8 @@ class OpenAIProvider(Provider):
         self.model_name = config.name
         self._config = config
         self.output_cap = config.max_output_tokens
+        if config.responses == "native":
+            self.native_apis = frozenset({"responses"})
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = UpstreamHTTP(
             name=config.name,
@@ -109,6 +111,42 @@ class OpenAIProvider(Provider):
                 yield _framed(plain)
         raise self._http.broken()
 
+    async def relay(self, call: Call, outcome: Outcome) -> dict[str, Any] | ChunkStream:
+        """A Responses API request as the client sent it (``model`` the upstream's, its
+        ``max_output_tokens`` lowered to the deployment's cap), to the upstream's /responses;
+        its answer or its stream's bytes as they come."""
+        body = orjson.loads(call.body)
+        body["model"] = self._config.model
+        asked = body.get("max_output_tokens")
+        if self.output_cap is not None and isinstance(asked, int) and asked > self.output_cap:
+            body["max_output_tokens"] = self.output_cap
+        response = await self._http.post(orjson.dumps(body), f"{self._config.base_url}/responses")
+        if not call.stream:
+            answer = await self._http.json(response)
+            if not isinstance(answer, dict):
+                raise UpstreamError(f"The upstream of {self.model_name} sent no valid answer.")
+            _record_response(outcome, answer)
+            return answer
+        return self._native_events(response, outcome)
+
+    async def _native_events(
+        self, response: aiohttp.ClientResponse, outcome: Outcome
+    ) -> AsyncGenerator[StreamItem, None]:
+        """The upstream's events as they arrive; the one that ends the response (with usage)
+        is also read, for the outcome."""
+        rest = b""
+        async for block in self._http.raw_blocks(response):
+            *lines, rest = (rest + block).split(b"\n")
+            for data in data_payloads(lines):
+                if b'"usage"' in data and b'"response"' in data:
+                    event = self._http.loads(data)
+                    if isinstance(event, dict) and isinstance(event.get("response"), dict):
+                        _record_response(outcome, event["response"])
+            yield block
+
+    async def relay_request(self, method: str, path: str) -> tuple[int, bytes]:
+        return await self._http.relay(method, f"{self._config.base_url}{path}")
+
     @staticmethod
     def _record(outcome: Outcome, chunk: Chunk, source: str) -> None:
         outcome.served_by(chunk.get("model"))
@@ -144,6 +182,13 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _record_response(outcome: Outcome, response: dict[str, Any]) -> None:
+    """What a Responses API response says of its model and usage."""
+    outcome.served_by(response.get("model"))
+    if (used := response_usage(response.get("usage"))) is not None:
+        outcome.usage = used
 
 
 def _framed(payloads: list[bytes]) -> bytes:

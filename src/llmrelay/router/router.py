@@ -125,9 +125,9 @@ class Router:
                 relayed = await provider.relay(call, outcome)
                 assert isinstance(relayed, dict), "a whole answer for a request that streams not"
                 return Answer(relayed, native=True)
-            return Answer(await provider.complete(call.chat, outcome))
+            return Answer(await provider.complete(call.chat_request(), outcome))
 
-        result, deployment = await self._first_success(call.chat.model, answer, outcome)
+        result, deployment = await self._first_success(call.model, answer, outcome)
         deployment.leave()
         return result
 
@@ -140,14 +140,14 @@ class Router:
                 chunks = await provider.relay(call, outcome)
                 assert not isinstance(chunks, dict), "a stream for a request that streams"
             else:
-                chunks = await provider.stream(call.chat, outcome)
+                chunks = await provider.stream(call.chat_request(), outcome)
             try:
                 return HeldStream(await anext(chunks), chunks, native)
             except BaseException:
                 await chunks.aclose()
                 raise
 
-        held, deployment = await self._first_success(call.chat.model, open_stream, outcome)
+        held, deployment = await self._first_success(call.model, open_stream, outcome)
         held.holding(deployment)
         return held
 
@@ -220,6 +220,14 @@ class Router:
         if deployment.failures:
             log.info("request %s: %s is answering again", request_id, deployment.label)
         deployment.failures, deployment.resting_until = 0, 0.0
+
+    async def relay_native(self, api: str, model: str, method: str, path: str) -> tuple[int, bytes]:
+        """A request about a stored object (a response) of ``api``, asked of a deployment of
+        ``model`` that speaks it: the status and body it answers."""
+        for deployment in self.resolve(model):
+            if api in deployment.provider.native_apis:
+                return await deployment.provider.relay_request(method, path)
+        raise NotFoundError(f"No deployment of `{model}` speaks this API any more.")
 
     def model_names(self) -> list[str]:
         """Every name clients may ask for: each model, followed by its aliases."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy import URL, Connection, Insert, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -39,6 +40,11 @@ class Database:
         """Bring the schema to the newest migration (Alembic), as start-up does."""
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade)
+
+    def insert_new(self, table: type[Any]) -> Insert:
+        """An INSERT of rows that leaves out a row whose key the table has already."""
+        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
+        return dialect.insert(table).on_conflict_do_nothing()
 
     async def aclose(self) -> None:
         await self.engine.dispose()

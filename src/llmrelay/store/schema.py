@@ -84,3 +84,22 @@ class UsageRow(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)
     disconnected: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StoredResponseRow(Base):
+    """A response of the Responses API kept for later turns (``store: true``)."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the key that made it (None: a key from the config); another key cannot see it
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model: Mapped[str] = mapped_column(String(200))
+    previous_response_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: made by a backend that speaks the Responses API itself, which keeps it
+    native: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the request's own input items, and the response object
+    input: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
