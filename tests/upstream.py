@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +18,8 @@ from aiohttp import web
 from tests.net import free_port
 
 ANSWERING_MODEL = "upstream-model-2025-01-01"
+#: what the agent scripts' marker.txt holds, which an agent CLI must read for them
+MARKER = "llmrelay-marker-4127"
 STREAM_PIECES = ["Hel", "lo", ", wor", "ld", "!"]
 PIECE_DELAY = 0.05
 SLOW_REST_PAUSE = 0.5
@@ -64,6 +67,7 @@ class Upstream:
         self.flaky_down = True  # what the "flaky" script does: fail while this is set
         self.headers: list[dict[str, str]] = []
         self.in_flight = self.most_in_flight = 0
+        self.workdir = Path(".")  # where an agent's marker.txt is (the agent script reads it)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._loop = asyncio.new_event_loop()
@@ -342,6 +346,54 @@ async def hang(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.
     return web.json_response({})
 
 
+async def agent(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """An agent's model, as Codex CLI and Claude Code meet it: asked with tools and no tool
+    result yet, it calls its first tool to read ``marker.txt``; given the result, it answers
+    with what the result said."""
+    results = [m for m in body["messages"] if m["role"] == "tool"]
+    if results:
+        said = results[-1]["content"]
+        said = said if isinstance(said, str) else "".join(p.get("text", "") for p in said)
+        return await _stream_text(request, f"The marker says: {MARKER if MARKER in said else '?'}")
+    tool = body["tools"][0]["function"]
+    command = "cat marker.txt"
+    arguments = {"cmd": command} if "cmd" in str(tool.get("parameters")) else {"command": command}
+    if "file_path" in str(tool.get("parameters")):
+        arguments = {"file_path": str(up.workdir / "marker.txt")}
+    return await _stream_call(request, tool["name"], orjson.dumps(arguments).decode())
+
+
+async def _stream_text(request: web.Request, text: str) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    delta = {"role": "assistant", "content": text}
+    await response.write(_chunk([{"index": 0, "delta": delta, "finish_reason": None}]))
+    await response.write(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    usage = {"prompt_tokens": 50, "completion_tokens": 8, "total_tokens": 58}
+    await response.write(_chunk([], usage=usage))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+async def _stream_call(request: web.Request, name: str, arguments: str) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    opening = {"index": 0, "id": "call_agent1", "type": "function"}
+    opening["function"] = {"name": name, "arguments": ""}
+    delta = {"role": "assistant", "content": None, "tool_calls": [opening]}
+    await response.write(_chunk([{"index": 0, "delta": delta, "finish_reason": None}]))
+    for piece in (arguments[:5], arguments[5:]):
+        call = {"index": 0, "function": {"arguments": piece}}
+        await response.write(
+            _chunk([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+        )
+    await response.write(_chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]))
+    usage = {"prompt_tokens": 40, "completion_tokens": 6, "total_tokens": 46}
+    await response.write(_chunk([], usage=usage))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
 SCRIPTS: dict[
     str, Callable[[Upstream, web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 ] = {
@@ -359,6 +411,7 @@ SCRIPTS: dict[
     "broken": broken,
     "refuses-key": refuses_key,
     "echo-key": echo_key,
+    "agent": agent,
     "max-tokens": max_tokens,
     "hang": hang,
     "flaky": flaky,

@@ -23,7 +23,7 @@ class TextConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
 
 
 class ResponsesRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """Every field of ``CreateResponse``."""
+    """Every field of ``CreateResponse``, and ``client_metadata``."""
 
     model: str
     input: str | list[dict[str, Any]] = ""
@@ -56,6 +56,8 @@ class ResponsesRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     conversation: str | dict[str, Any] | None = None
     context_management: Any = None
     moderation: dict[str, Any] | None = None
+    #: what a client says of itself (Codex CLI sends it; OpenAI takes it), not passed on
+    client_metadata: dict[str, Any] | None = None
 
     @property
     def stored(self) -> bool:
