@@ -18,15 +18,21 @@ llmrelay / bare (the cost of keys, limits and the ledger, in requests/s and in C
 request) and llmrelay / LiteLLM. Both llmrelays send OpenAI's x-ratelimit-* headers (bare reports
 its key unlimited).
 
+With --api responses, llmrelay and LiteLLM are also loaded through that API in the same rounds
+(llmrelay translates it to Chat Completions for the upstream; LiteLLM relays it to nginx's fixed
+Responses answer, its fastest way), and it prints llmrelay's figure over its own Chat Completions
+figure and over LiteLLM's.
+
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
-[--pairs 5] [--rounds 2] [--no-litellm]
+[--pairs 5] [--rounds 2] [--no-litellm] [--api responses]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -86,6 +92,55 @@ def _sse() -> str:
     return "".join(parts) + "data: [DONE]\n\n"
 
 
+RESPONSE = {
+    "id": "resp_bench",
+    "object": "response",
+    "created_at": 1700000000,
+    "status": "completed",
+    "model": "bench-upstream",
+    "output": [
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [
+                {"type": "output_text", "annotations": [], "text": "Hello! How can I help?"}
+            ],
+        }
+    ],
+    "usage": {
+        "input_tokens": 9,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 7,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 16,
+    },
+}
+
+
+def _responses_sse() -> str:
+    def event(number: int, kind: str, **fields: object) -> str:
+        data = {"type": kind, "sequence_number": number, **fields}
+        return f"event: {kind}\ndata: " + orjson.dumps(data).decode() + "\n\n"
+
+    opening = {**RESPONSE, "status": "in_progress", "output": []}
+    parts = [event(0, "response.created", response=opening)]
+    words = ["Hello", "!", " How", " can", " I", " help", "?"]
+    for n, word in enumerate(words, start=1):
+        where = {"item_id": "msg_bench", "output_index": 0, "content_index": 0}
+        parts.append(event(n, "response.output_text.delta", delta=word, **where))
+    parts.append(event(len(words) + 1, "response.completed", response=RESPONSE))
+    return "".join(parts)
+
+
+#: each API's path, and its request body (streamed or not)
+APIS: dict[str, tuple[str, dict[str, object]]] = {
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello"}]}),
+    "responses": ("/v1/responses", {"input": "Hello"}),
+}
+
+
 def _nginx_quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
@@ -133,6 +188,14 @@ http {{
     location = /stream/v1/chat/completions {{
       default_type text/event-stream;
       return 200 {_nginx_quote(_sse())};
+    }}
+    location = /v1/responses {{
+      default_type application/json;
+      return 200 {_nginx_quote(orjson.dumps(RESPONSE).decode())};
+    }}
+    location = /stream/v1/responses {{
+      default_type text/event-stream;
+      return 200 {_nginx_quote(_responses_sse())};
     }}
   }}
 }}
@@ -253,9 +316,15 @@ def start_litellm(work: Path, upstream: str, port: int) -> subprocess.Popen[byte
 
 
 def wrk(
-    url: str, key: str, model: str, stream: bool, connections: int, seconds: int
+    url: str,
+    key: str,
+    model: str,
+    stream: bool,
+    connections: int,
+    seconds: int,
+    api: str = "chat",
 ) -> dict[str, float]:
-    body = {"model": model, "messages": [{"role": "user", "content": "Hello"}], "stream": stream}
+    body = {"model": model, **APIS[api][1], "stream": stream}
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(
         'wrk.method = "POST"\n'
@@ -325,6 +394,9 @@ def main() -> None:
     # of them moves less
     parser.add_argument("--rounds", type=int, default=2, help="runs of each gateway per pair")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
+    parser.add_argument(
+        "--api", choices=list(APIS), default="chat", help="also load llmrelay through this API"
+    )
     args = parser.parse_args()
     ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llmrelay-gateway-"))
@@ -343,6 +415,8 @@ def main() -> None:
             litellm = start_litellm(work, upstream, litellm_port)
             base = f"http://127.0.0.1:{litellm_port}"
             others.append(Target("litellm", base, LITELLM_KEY, "bench", litellm.pid))
+        if args.api != "chat":
+            others += [other.through(args.api) for other in others]
         for seed in range(args.pairs):
             memory = run_pair(runs, work / f"pair-{seed}", upstream, seed, others, args)
     finally:
@@ -351,7 +425,10 @@ def main() -> None:
             litellm.wait()
         nginx.terminate()
         nginx.wait()
-    report(summary(runs), memory, names)
+    results = summary(runs)
+    report(results, memory, names)
+    if args.api != "chat":
+        report_api(results, args.api, not args.no_litellm)
 
 
 def run_pair(
@@ -368,7 +445,8 @@ def run_pair(
     # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
     # figures are compared, and the medians of their ratios reported
     with bare_and_llmrelay(work, upstream, seed) as pair:
-        measure(runs, [*pair, *others], args.seconds, args.rounds)
+        through = [pair[1].through(args.api)] if args.api != "chat" else []
+        measure(runs, [*pair, *through, *others], args.seconds, args.rounds)
         return {target.name: rss_mb(target.pid) for target in pair if target.pid}
 
 
@@ -402,11 +480,17 @@ class Target:
     key: str
     model: str
     pid: int | None = None  # the process whose CPU time a request costs (llmrelay's)
+    api: str = "chat"  # the API it is loaded through
 
     def url_and_model(self, stream: bool) -> tuple[str, str]:
+        path = APIS[self.api][0]
         if self.name == "direct":  # nginx serves the stream on its own path
-            return f"{self.base}{'/stream' if stream else ''}/v1/chat/completions", self.model
-        return f"{self.base}/v1/chat/completions", f"{self.model}-stream" if stream else self.model
+            return f"{self.base}{'/stream' if stream else ''}{path}", self.model
+        return f"{self.base}{path}", f"{self.model}-stream" if stream else self.model
+
+    def through(self, api: str) -> Target:
+        """The same server, loaded through another API."""
+        return dataclasses.replace(self, name=f"{self.name}/{api}", api=api)
 
 
 def measure(runs: Runs, targets: list[Target], seconds: int, rounds: int) -> None:
@@ -420,9 +504,10 @@ def measure(runs: Runs, targets: list[Target], seconds: int, rounds: int) -> Non
                 # all alike over two rounds
                 for target in targets if round_ % 2 == 0 else targets[::-1]:
                     url, model = target.url_and_model(stream)
-                    wrk(url, target.key, model, stream, connections, 1)  # warm-up
+                    load = (target.key, model, stream, connections)
+                    wrk(url, *load, 1, target.api)  # warm-up
                     used = cpu_seconds(target.pid) if target.pid else 0.0
-                    run = wrk(url, target.key, model, stream, connections, seconds)
+                    run = wrk(url, *load, seconds, target.api)
                     if target.pid:
                         used = cpu_seconds(target.pid) - used
                         run["cpu_us"] = used / run["requests"] * 1e6
@@ -492,6 +577,28 @@ def report(results: dict, memory: dict[str, float], names: list[str]) -> None:
         f"resident memory after the runs (no local model loaded): bare {memory['bare']:.0f} MB,"
         f" llmrelay {memory['llmrelay']:.0f} MB"
     )
+
+
+def report_api(results: dict, api: str, litellm: bool) -> None:
+    """llmrelay through ``api`` against itself through Chat Completions, and against LiteLLM
+    through ``api``, each the median of the rounds' ratios."""
+    for stream in (False, True):
+        for connections in (1, 32):
+            mode = "stream" if stream else "json"
+            through = results[(f"llmrelay/{api}", stream, connections)]
+            chat = results[("llmrelay", stream, connections)]
+            median, low, high = paired(through["runs"], chat["runs"], "rps")
+            print(
+                f"{mode:10} {connections:>5} llmrelay /{api} {through['rps']:>9.0f} req/s,"
+                f" p50 {through['p50']:.2f} ms; / its chat: {median:.2f} ({low:.2f}-{high:.2f})"
+            )
+            if litellm:
+                other = results[(f"litellm/{api}", stream, connections)]
+                median, low, high = paired(through["runs"], other["runs"], "rps")
+                print(
+                    f"{'':16} / LiteLLM /{api} ({other['rps']:.0f} req/s): {median:.1f}x"
+                    f" ({low:.1f}-{high:.1f}x)"
+                )
 
 
 if __name__ == "__main__":

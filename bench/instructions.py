@@ -49,8 +49,8 @@ def serve_slowed() -> None:
         self, seconds * SLOWDOWN, work, what
     )
     batches = ledger.Ledger.__init__
-    ledger.Ledger.__init__ = lambda self, database, flush_seconds=0.5, batch=500: batches(  # type: ignore[method-assign]
-        self, database, flush_seconds=flush_seconds * SLOWDOWN, batch=batch
+    ledger.Ledger.__init__ = lambda self, database, flush_seconds=0.5, **rest: batches(  # type: ignore[method-assign]
+        self, database, flush_seconds=flush_seconds * SLOWDOWN, **rest
     )
     sys.argv = ["llmrelay", *sys.argv[2:]]
     cli()

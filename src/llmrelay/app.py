@@ -180,7 +180,6 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     routes = Routes(
         gateway,
         max_body_bytes=config.server.max_body_bytes,
-        body_timeout=config.server.body_timeout,
     )
     admin = AdminRoutes(
         store,
@@ -188,7 +187,6 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         ledger,
         admin_hash,
         max_body_bytes=config.server.max_body_bytes,
-        body_timeout=config.server.body_timeout,
     )
     responses_routes = ResponsesRoutes(gateway, responses, routes.body)
     app = Starlette(

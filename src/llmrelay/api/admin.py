@@ -33,14 +33,12 @@ class AdminRoutes:
         admin_hash: str,
         *,
         max_body_bytes: int,
-        body_timeout: float,
     ) -> None:
         self._store = store
         self._checker = checker
         self._ledger = ledger
         self._admin_hash = admin_hash
         self._max_body = max_body_bytes
-        self._body_timeout = body_timeout
 
     def routes(self) -> list[Route]:
         return [
@@ -98,7 +96,7 @@ class AdminRoutes:
         return json_response({"object": "usage", **report})
 
     async def _settings(self, request: Request) -> dict[str, Any]:
-        body = await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)
+        body = await read_body(request, max_bytes=self._max_body)
         return _settings(body)
 
     def _admin(self, request: Request) -> None:

@@ -1,12 +1,12 @@
-"""``read_body``: a request's body, bounded in size and in the time it may take to arrive."""
+"""``read_body``: a request's body, bounded in size."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from starlette.requests import ClientDisconnect, Request
 
+from llmrelay.api.guard import BODY_TIMED_OUT
 from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.errors import (
     ClientLeftError,
@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 _CLOSE = {"connection": "close"}
 
 
-async def read_body(request: Request, *, max_bytes: int, timeout: float) -> bytes:
-    """The whole body: a 413 beyond ``max_bytes``, a 408 if it takes more than ``timeout``
-    seconds (a body that trickles in); a client that leaves while sending it is logged, once,
-    and answered with a 499 that nobody reads."""
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The whole body: a 413 beyond ``max_bytes``. A client that leaves while sending it is
+    logged, once, and answered with a 499 that nobody reads; one that takes longer than the
+    server's ``body_timeout`` has had its 408 from the connection guard (``api/guard.py``)."""
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
@@ -32,18 +32,16 @@ async def read_body(request: Request, *, max_bytes: int, timeout: float) -> byte
             raise _too_large(max_bytes)
     parts, size = [], 0
     try:
-        async with asyncio.timeout(timeout):
-            async for part in request.stream():
-                size += len(part)
-                if size > max_bytes:
-                    raise _too_large(max_bytes)
-                parts.append(part)
-    except TimeoutError as exc:
-        raise RequestTimeoutError(
-            f"The request body did not arrive within {timeout:g} seconds.", headers=_CLOSE
-        ) from exc
+        async for part in request.stream():
+            size += len(part)
+            if size > max_bytes:
+                raise _too_large(max_bytes)
+            parts.append(part)
     except ClientDisconnect as exc:
         request_id = request.scope.get(REQUEST_ID_KEY)
+        if request.scope.get(BODY_TIMED_OUT):
+            log.info("request %s: its body did not arrive in time (408)", request_id)
+            raise RequestTimeoutError("The request body did not arrive in time.") from exc
         log.info("request %s: the client went away while sending its body", request_id)
         raise ClientLeftError("The client went away.") from exc
     return b"".join(parts)

@@ -23,10 +23,9 @@ from llmrelay.providers.base import Call
 class Routes:
     """The handlers, bound to the gateway they call and the server's limits."""
 
-    def __init__(self, gateway: Gateway, *, max_body_bytes: int, body_timeout: float) -> None:
+    def __init__(self, gateway: Gateway, *, max_body_bytes: int) -> None:
         self._gateway = gateway
         self._max_body = max_body_bytes
-        self._body_timeout = body_timeout
         self._started = int(time.time())
 
     def routes(self) -> list[Route]:
@@ -50,7 +49,7 @@ class Routes:
         return await serve(self._gateway, request, caller, call, codec, len(body))
 
     async def body(self, request: Request) -> bytes:
-        return await read_body(request, max_bytes=self._max_body, timeout=self._body_timeout)
+        return await read_body(request, max_bytes=self._max_body)
 
     async def list_models(self, request: Request) -> Response:
         caller = self._gateway.authenticate(request.headers.get("authorization"))

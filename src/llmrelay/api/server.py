@@ -27,6 +27,7 @@ def run(app: ASGIApp, server: ServerConfig, *, host: str, port: int) -> None:
     limits = ConnectionLimits(
         head_timeout=server.head_timeout,
         max_head_bytes=server.max_head_bytes,
+        body_timeout=server.body_timeout,
         max_connections=server.max_connections or default_max_connections(),
     )
     config = uvicorn.Config(

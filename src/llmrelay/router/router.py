@@ -120,16 +120,22 @@ class Router:
         return deployments
 
     async def complete(self, call: Call, outcome: Outcome) -> Answer:
-        async def answer(provider: Provider) -> Answer:
-            if call.api in provider.native_apis:
-                relayed = await provider.relay(call, outcome)
-                assert isinstance(relayed, dict), "a whole answer for a request that streams not"
-                return Answer(relayed, native=True)
-            return Answer(await provider.complete(call.chat_request(), outcome))
-
-        result, deployment = await self._first_success(call.model, answer, outcome)
+        # (a lambda that hands on the provider's coroutine, not a coroutine of its own: one
+        # fewer on every request)
+        result, deployment = await self._first_success(
+            call.model,
+            lambda p: (
+                p.relay(call, outcome)
+                if call.api in p.native_apis
+                else p.complete(call.chat_request(), outcome)
+            ),
+            outcome,
+        )
         deployment.leave()
-        return result
+        if call.api in deployment.provider.native_apis:
+            assert isinstance(result, dict), "a whole answer for a request that streams not"
+            return Answer(result, native=True)
+        return Answer(result)  # type: ignore[arg-type]
 
     async def stream(self, call: Call, outcome: Outcome) -> HeldStream:
         """The first deployment whose stream yields its first chunk answers."""
