@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from llmrelay.api.admin import AdminRoutes
 from llmrelay.api.errors import EXCEPTION_HANDLERS
+from llmrelay.api.messages import MessagesRoutes
 from llmrelay.api.middleware import RequestIdMiddleware
 from llmrelay.api.responses import ResponsesRoutes
 from llmrelay.api.routes import Routes
@@ -81,7 +82,7 @@ def build_router(config: Config) -> Router:
         deployments.append(Deployment(provider, label, model.weight, limit))
         aliases.update(dict.fromkeys(model.aliases, model.name))
     cooldown = Cooldown(failures=config.cooldown.failures, seconds=config.cooldown.seconds)
-    return Router(models, aliases, config.fallbacks, cooldown)
+    return Router(models, aliases, config.fallbacks, cooldown, config.model_map)
 
 
 def build_counters(config: Config) -> Counters:
@@ -188,9 +189,14 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         admin_hash,
         max_body_bytes=config.server.max_body_bytes,
     )
-    responses_routes = ResponsesRoutes(gateway, responses, routes.body)
+    apis: list[ResponsesRoutes | MessagesRoutes | Routes | AdminRoutes] = [
+        routes,
+        ResponsesRoutes(gateway, responses, routes.body),
+        MessagesRoutes(gateway, routes.body),
+        admin,
+    ]
     app = Starlette(
-        routes=routes.routes() + responses_routes.routes() + admin.routes(),
+        routes=[route for api in apis for route in api.routes()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -223,6 +223,9 @@ class Config(_Settings, frozen=True, kw_only=True):
     )
     #: model name -> the models to try, in order, when all of its deployments failed
     fallbacks: dict[str, tuple[str, ...]] = {}
+    #: wildcard pattern -> the model (or alias) that answers the names it matches which no
+    #: model or alias has: ``claude-*: gpt-4o-mini`` (tried in order)
+    model_map: dict[str, str] = {}
     cooldown: CooldownConfig = CooldownConfig()
     responses: ResponsesConfig = ResponsesConfig()
 
@@ -301,6 +304,8 @@ def _check(config: Config) -> None:
     for model, others in config.fallbacks.items():
         if unknown := {model, *others} - names:
             raise ConfigError(f"fallbacks name models that are not configured: {sorted(unknown)}")
+    if unknown := set(config.model_map.values()) - names:
+        raise ConfigError(f"model_map names models that are not configured: {sorted(unknown)}")
 
 
 def _expand_env(value: Any) -> Any:

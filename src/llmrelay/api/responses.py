@@ -16,7 +16,8 @@ from llmrelay.gateway.pipeline import Gateway
 from llmrelay.protocol.responses.codec import ResponsesCodec
 from llmrelay.protocol.responses.objects import input_items, stored_items
 from llmrelay.protocol.responses.request import ResponsesRequest, parse_responses_request
-from llmrelay.protocol.responses.to_chat import Translated, to_chat
+from llmrelay.protocol.responses.to_chat import to_chat
+from llmrelay.protocol.translated import Translated
 from llmrelay.providers.base import Call
 from llmrelay.store.keys import KeyRecord
 from llmrelay.store.responses import ResponseStore, StoredResponse

@@ -69,9 +69,13 @@ class KeyChecker:
     async def stop(self) -> None:
         await self._refreshing.stop()
 
-    def authenticate(self, authorization: str | None) -> KeyRecord | None:
-        """The caller's stored key (None for a static key), or ``AuthenticationError`` (401)."""
-        key = bearer_key(authorization)
+    def authenticate(
+        self, authorization: str | None, api_key: str | None = None
+    ) -> KeyRecord | None:
+        """The caller's stored key (None for a static key), or ``AuthenticationError`` (401).
+        The key comes as ``Authorization: Bearer``, or as ``api_key`` (Anthropic's SDKs send
+        it in ``x-api-key``)."""
+        key = api_key or bearer_key(authorization)
         digest = hash_key(key)
         if digest in self._static:
             return None
@@ -84,9 +88,10 @@ class KeyChecker:
         return record
 
     @classmethod
-    def authorize(cls, record: KeyRecord | None, model: str) -> None:
-        """``PermissionDeniedError`` (403) unless the key may use ``model``."""
-        if not cls.may_use(record, model):
+    def authorize(cls, record: KeyRecord | None, model: str, served_as: str | None = None) -> None:
+        """``PermissionDeniedError`` (403) unless the key may use ``model``, or the model it is
+        ``served_as`` (a name a wildcard of the config maps)."""
+        if not cls.may_use(record, model) and not (served_as and cls.may_use(record, served_as)):
             raise PermissionDeniedError(
                 f"This API key may not use the model `{model}`.", param="model"
             )

@@ -13,11 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from llmrelay.errors import LLMRelayError
 from llmrelay.outcome import Outcome, Usage
-from llmrelay.protocol.events import data_payloads
+from llmrelay.protocol.events import decoded
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import StreamItem
 from llmrelay.providers.counting import chunk_deltas, counted_usage, said
@@ -113,18 +111,11 @@ def _generated(item: StreamItem) -> bool:
 
 
 def _chunks(items: list[StreamItem]) -> list[dict[str, Any]]:
-    """The chunk objects among stream items, framed ones decoded (an upstream's frame that is
-    no JSON object has nothing to count)."""
+    """The chunk objects among stream items, framed ones decoded."""
     chunks: list[dict[str, Any]] = []
     for item in items:
         if isinstance(item, dict):
             chunks.append(item)
-            continue
-        for data in data_payloads(item.split(b"\n")):
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:  # [DONE], or a broken frame
-                continue
-            if isinstance(chunk, dict):
-                chunks.append(chunk)
+        else:
+            chunks += decoded(item)
     return chunks

@@ -37,19 +37,25 @@ class Gateway:
         self.metering = metering
         self.in_flight = 0  # admitted requests not ended yet
 
-    def authenticate(self, authorization: str | None) -> KeyRecord | None:
+    def authenticate(
+        self, authorization: str | None, api_key: str | None = None
+    ) -> KeyRecord | None:
         """The caller's stored key (None: a key from the config), or a 401."""
-        return self.keys.authenticate(authorization)
+        return self.keys.authenticate(authorization, api_key)
 
     def admit(self, caller: KeyRecord | None, call: Call, body_size: int) -> Awaitable[Admission]:
         """A 403 unless the caller may use the model; a 429 if it is over a limit or budget.
         (Not a coroutine itself: it hands on the limiter's, one fewer on every request.)"""
         try:
-            self.keys.authorize(caller, call.model)
+            self.authorize(caller, call.model)
             output = self.router.output_tokens(call.model, call.max_output)
         except LLMRelayError as exc:
             return self._refuse(caller, exc)
         return self.limiter.admit(caller, body_size, output * call.choices)
+
+    def authorize(self, caller: KeyRecord | None, model: str) -> None:
+        """A 403 unless the caller may use the model (as asked for, or as a wildcard maps it)."""
+        self.keys.authorize(caller, model, self.router.mapped(model))
 
     async def _refuse(self, caller: KeyRecord | None, exc: LLMRelayError) -> NoReturn:
         await self.tell_limits(caller, exc)

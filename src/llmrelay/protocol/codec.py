@@ -3,6 +3,7 @@ answer, and its streams' bytes from the internal stream's items. Chat Completion
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -86,3 +87,22 @@ class ChatCodec:
 
     def rename(self, error: InvalidRequestError) -> None:
         pass  # the backend's request is this API's
+
+
+class Passthrough:
+    """A stream from a backend that speaks the client's API: passed on as it came; a failure
+    after it began as an event that ``failed`` makes."""
+
+    __slots__ = ("_failed",)
+
+    def __init__(self, failed: Callable[[dict[str, Any]], bytes]) -> None:
+        self._failed = failed
+
+    def item(self, item: StreamItem) -> bytes | None:
+        return item if isinstance(item, bytes) else frame(item)
+
+    def end(self) -> bytes:
+        return b""
+
+    def failed(self, error: dict[str, Any]) -> bytes:
+        return self._failed(error)

@@ -16,7 +16,7 @@ HTTP status; a failure after that is raised from the iterator.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from llmrelay.errors import InvalidRequestError
@@ -44,7 +44,8 @@ class Call:
     answer, and the inbound API with its body as the client sent it, for a backend that speaks
     that API itself. A request the chat format cannot say (a built-in tool, say) has no ``chat``
     but the error that says why (``untranslatable``): only a backend that speaks its API can
-    answer it. ``max_output`` and ``choices``: the output it may ask for, for the limits.
+    answer it. ``max_output`` and ``choices``: the output it may ask for, for the limits;
+    ``headers``: the client's headers a backend of its API takes (``anthropic-beta``).
     (A class of slots rather than a frozen dataclass, whose fields are set five times slower,
     on every request.)"""
 
@@ -53,6 +54,7 @@ class Call:
         "body",
         "chat",
         "choices",
+        "headers",
         "max_output",
         "model",
         "stream",
@@ -70,6 +72,7 @@ class Call:
         max_output: int | None = None,
         choices: int = 1,
         untranslatable: InvalidRequestError | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.model = model
         self.stream = stream
@@ -79,6 +82,7 @@ class Call:
         self.max_output = max_output
         self.choices = choices
         self.untranslatable = untranslatable
+        self.headers = headers or {}  # the client's, for a backend that speaks its API
 
     @classmethod
     def of_chat(cls, chat: ChatRequest, body: bytes = b"") -> Call:
@@ -123,7 +127,9 @@ class Provider(ABC):
         iterator of its events as the backend framed them (bytes)."""
         raise NotImplementedError(f"{type(self).__name__} relays no API natively")
 
-    async def relay_request(self, method: str, path: str) -> tuple[int, bytes]:
+    async def relay_request(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] = {}
+    ) -> tuple[int, bytes]:
         """Another request of a native API (``GET /responses/{id}``, say), relayed: the status
         and body the backend answered."""
         raise NotImplementedError(f"{type(self).__name__} relays no API natively")

@@ -9,7 +9,7 @@ on with any configured secret in it replaced by ``***`` (an upstream may echo th
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -53,14 +53,18 @@ class UpstreamHTTP:
         )
         self._session: aiohttp.ClientSession | None = None
 
-    async def post(self, body: bytes, url: str | None = None) -> aiohttp.ClientResponse:
-        """Send the request (to ``url``, or the upstream's own); a response with an error status
-        is raised as an llmrelay error."""
-        return await self._send("POST", url or self._url, body)
+    async def post(
+        self, body: bytes, url: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
+        """Send the request (to ``url``, or the upstream's own; ``headers`` besides its own);
+        a response with an error status is raised as an llmrelay error."""
+        return await self._send("POST", url or self._url, body, headers)
 
-    async def relay(self, method: str, url: str) -> tuple[int, bytes]:
+    async def relay(
+        self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] = {}
+    ) -> tuple[int, bytes]:
         """Another request, its answer whatever its status, secrets taken out of it."""
-        response = await self._send(method, url, None, raise_status=False)
+        response = await self._send(method, url, body, headers, raise_status=False)
         try:
             payload = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -71,13 +75,19 @@ class UpstreamHTTP:
         return response.status, text.encode()
 
     async def _send(
-        self, method: str, url: str, body: bytes | None, raise_status: bool = True
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None = None,
+        raise_status: bool = True,
     ) -> aiohttp.ClientResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        sent = {**self._headers, **headers} if headers else self._headers
         try:
             response = await self._session.request(
-                method, url, data=body, headers=self._headers, timeout=self._timeout
+                method, url, data=body, headers=sent, timeout=self._timeout
             )
         except TimeoutError as exc:
             raise self.timed_out() from exc

@@ -8,7 +8,7 @@ answers and stream chunks come back as the upstream sent them, chunk by chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -144,8 +144,10 @@ class OpenAIProvider(Provider):
                         _record_response(outcome, event["response"])
             yield block
 
-    async def relay_request(self, method: str, path: str) -> tuple[int, bytes]:
-        return await self._http.relay(method, f"{self._config.base_url}{path}")
+    async def relay_request(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] = {}
+    ) -> tuple[int, bytes]:
+        return await self._http.relay(method, f"{self._config.base_url}{path}", body, headers)
 
     @staticmethod
     def _record(outcome: Outcome, chunk: Chunk, source: str) -> None:

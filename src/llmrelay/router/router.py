@@ -14,6 +14,7 @@ logged with the request id.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import random
 import time
@@ -105,14 +106,34 @@ class Router:
         aliases: Mapping[str, str] | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         cooldown: Cooldown | None = None,
+        model_map: Mapping[str, str] | None = None,
     ) -> None:
+        """``model_map``: wildcard patterns (``claude-*``), each with the model that answers a
+        name it matches and no model or alias has."""
         self._models = {name: list(deployments) for name, deployments in models.items()}
         self._aliases = dict(aliases or {})  # alias -> model name
         self._fallbacks = {name: list(models) for name, models in (fallbacks or {}).items()}
         self._cooldown = cooldown or Cooldown()
+        self._patterns = list((model_map or {}).items())
+
+    def mapped(self, model: str) -> str | None:
+        """The model a wildcard of ``model_map`` gives a name that no model or alias has."""
+        if model in self._models or model in self._aliases:
+            return None
+        for pattern, target in self._patterns:
+            if fnmatch.fnmatchcase(model, pattern):
+                return target
+        return None
+
+    def _name(self, model: str) -> str:
+        """The configured model that answers a name (itself, an alias, or a wildcard's)."""
+        name = self._aliases.get(model, model)
+        if name not in self._models and (target := self.mapped(model)) is not None:
+            return self._aliases.get(target, target)
+        return name
 
     def resolve(self, model: str) -> list[Deployment]:
-        deployments = self._models.get(self._aliases.get(model, model))
+        deployments = self._models.get(self._name(model))
         if not deployments:
             raise NotFoundError(
                 f"The model `{model}` does not exist or you do not have access to it.",
@@ -193,7 +214,8 @@ class Router:
         """Each deployment of the model, then of its fallbacks, at most once, best first."""
         attempts: list[tuple[str, Deployment]] = []
         seen: set[int] = set()
-        for name in [model, *self._fallbacks.get(model, ())]:
+        fallbacks = self._fallbacks.get(model) or self._fallbacks.get(self._name(model)) or []
+        for name in [model, *fallbacks]:
             for deployment in self._order(self.resolve(name)):
                 if id(deployment) not in seen:
                     seen.add(id(deployment))
@@ -227,13 +249,28 @@ class Router:
             log.info("request %s: %s is answering again", request_id, deployment.label)
         deployment.failures, deployment.resting_until = 0, 0.0
 
-    async def relay_native(self, api: str, model: str, method: str, path: str) -> tuple[int, bytes]:
-        """A request about a stored object (a response) of ``api``, asked of a deployment of
-        ``model`` that speaks it: the status and body it answers."""
+    def speaks(self, api: str, model: str) -> Provider | None:
+        """A provider of ``model`` that speaks ``api`` itself, if it has one."""
         for deployment in self.resolve(model):
             if api in deployment.provider.native_apis:
-                return await deployment.provider.relay_request(method, path)
-        raise NotFoundError(f"No deployment of `{model}` speaks this API any more.")
+                return deployment.provider
+        return None
+
+    async def relay_native(
+        self,
+        api: str,
+        model: str,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] = {},
+    ) -> tuple[int, bytes]:
+        """A request of ``api`` that is not a generation (about a stored response, to count
+        tokens), asked of a deployment of ``model`` that speaks it: its status and body."""
+        provider = self.speaks(api, model)
+        if provider is None:
+            raise NotFoundError(f"No deployment of `{model}` speaks this API itself.")
+        return await provider.relay_request(method, path, body, headers)
 
     def model_names(self) -> list[str]:
         """Every name clients may ask for: each model, followed by its aliases."""

@@ -15,7 +15,7 @@ from llmrelay.protocol.codec import StreamEncoder, StreamItem
 from llmrelay.protocol.responses.events import ResponseEvents, event
 from llmrelay.protocol.responses.objects import new_id, output_of, response_object, usage_object
 from llmrelay.protocol.responses.request import ResponsesRequest
-from llmrelay.protocol.responses.to_chat import Translated
+from llmrelay.protocol.translated import Translated
 
 #: a native stream's sequence numbers, to number an error event after the last
 _SEQUENCE = re.compile(rb'"sequence_number":\s*(\d+)')

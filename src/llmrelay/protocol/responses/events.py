@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from llmrelay.protocol.codec import StreamItem
-from llmrelay.protocol.events import data_payloads
+from llmrelay.protocol.events import decoded
 from llmrelay.protocol.responses.objects import (
     INCOMPLETE,
     function_call_item,
@@ -79,7 +79,7 @@ class ResponseEvents:
         self._usage: dict[str, Any] | None = None
 
     def item(self, item: StreamItem) -> bytes | None:
-        chunks = [item] if isinstance(item, dict) else _decoded(item)
+        chunks = [item] if isinstance(item, dict) else decoded(item)
         out = [] if self._started else self._start()
         for chunk in chunks:
             self._chunk(chunk, out)
@@ -256,16 +256,3 @@ class ResponseEvents:
         payload["sequence_number"] = self._sequence
         self._sequence += 1
         return event(payload)
-
-
-def _decoded(item: bytes) -> list[dict[str, Any]]:
-    """The chunk objects of frames an upstream sent as they were."""
-    chunks = []
-    for data in data_payloads(item.split(b"\n")):
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:  # [DONE]
-            continue
-        if isinstance(chunk, dict):
-            chunks.append(chunk)
-    return chunks

@@ -13,17 +13,16 @@ itself can answer it, any other refuses it with a 400 naming the parameter.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from llmrelay.errors import InvalidRequestError, UnsupportedParameterError
+from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol.decoding import validation_error
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.responses.objects import input_items
 from llmrelay.protocol.responses.request import ResponsesRequest
+from llmrelay.protocol.translated import Translated, Untranslatable
 
 #: Responses content parts and the chat part each becomes
 _TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "reasoning_text")
@@ -31,37 +30,13 @@ _TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "reasoning_t
 LOGPROBS = "message.output_text.logprobs"
 
 
-class Untranslatable(Exception):
-    """What the chat format cannot say, and where it is in the request."""
-
-    def __init__(self, param: str, what: str) -> None:
-        super().__init__(what)
-        self.error = UnsupportedParameterError(
-            f"Unsupported parameter: '{param}': {what} is answered only by a backend that speaks "
-            "the Responses API itself (`responses: native`), and this model has none.",
-            param=param,
-        )
-
-
-@dataclass(frozen=True)
-class Translated:
-    """A Responses request as a chat request; or None, and the 400 that says why there is
-    none. ``sources``: where each chat message came from in the Responses request."""
-
-    chat: ChatRequest | None
-    error: InvalidRequestError | None = None
-    sources: list[str] = field(default_factory=list)
-
-    def rename(self, error: InvalidRequestError) -> None:
-        """Name a chat request's parameter (a backend's 400) as the Responses request did."""
-        param = error.param or ""
-        if (match := _MESSAGE.match(param)) and int(match.group(1)) < len(self.sources):
-            error.param = self.sources[int(match.group(1))] + param[match.end() :]
-        else:
-            error.param = _responses_param(error.param)
-
-
-_MESSAGE = re.compile(r"messages\[(\d+)\]")
+#: chat parameters named otherwise here: a pattern of the name's start, and its replacement
+PARAMS = {
+    r"response_format(\.json_schema)?": "text.format",
+    r"max_tokens": "max_output_tokens",
+    r"tools\[(\d+)\]\.function": r"tools[\1]",
+}
+NATIVE = "`responses: native`"
 
 
 def to_chat(request: ResponsesRequest, context: list[dict[str, Any]]) -> Translated:
@@ -73,10 +48,10 @@ def to_chat(request: ResponsesRequest, context: list[dict[str, Any]]) -> Transla
     except Untranslatable as exc:
         return Translated(None, exc.error)
     try:
-        return Translated(msgspec.convert(body, ChatRequest), None, sources)
+        return Translated(msgspec.convert(body, ChatRequest), None, sources, PARAMS)
     except msgspec.ValidationError as exc:
         error = validation_error(str(exc))
-        Translated(None, None, sources).rename(error)
+        Translated(None, None, sources, PARAMS).rename(error)
         return Translated(None, error)
 
 
@@ -84,9 +59,9 @@ def _chat_body(
     request: ResponsesRequest, context: list[dict[str, Any]], sources: list[str]
 ) -> dict[str, Any]:
     if request.prompt is not None:
-        raise Untranslatable("prompt", "a stored prompt")
+        raise Untranslatable("prompt", "a stored prompt", NATIVE)
     if request.conversation is not None:
-        raise Untranslatable("conversation", "a stored conversation")
+        raise Untranslatable("conversation", "a stored conversation", NATIVE)
     messages: list[dict[str, Any]] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
@@ -154,7 +129,7 @@ def _add_item(messages: list[dict[str, Any]], item: Any, place: str) -> None:
             {"role": "tool", "tool_call_id": _text(item, "call_id", place), "content": content}
         )
     elif kind != "reasoning":  # a chat backend cannot take reasoning back: left out
-        raise Untranslatable(f"{place}.type", f"an input item of type '{kind}'")
+        raise Untranslatable(f"{place}.type", f"an input item of type '{kind}'", NATIVE)
 
 
 def _message(item: dict[str, Any], place: str) -> dict[str, Any]:
@@ -186,7 +161,7 @@ def _part(part: Any, place: str) -> dict[str, Any]:
         return {"type": "text", "text": _text(part, "text", place)}
     if kind == "input_image":
         if not part.get("image_url"):
-            raise Untranslatable(place, "an image by file id")
+            raise Untranslatable(place, "an image by file id", NATIVE)
         image = {"url": part["image_url"], "detail": part.get("detail") or "auto"}
         return {"type": "image_url", "image_url": image}
     if kind == "input_file":
@@ -209,7 +184,7 @@ def _joined_text(parts: Any, place: str) -> str:
         elif kind == "refusal":
             texts.append(_text(part, "refusal", f"{place}[{j}]"))
         else:
-            raise Untranslatable(f"{place}[{j}]", f"a part of type {kind!r} here")
+            raise Untranslatable(f"{place}[{j}]", f"a part of type {kind!r} here", NATIVE)
     return "".join(texts)
 
 
@@ -224,7 +199,7 @@ def _tool(tool: Any, place: str) -> dict[str, Any]:
     if kind == "custom":
         custom = {k: tool[k] for k in ("name", "description", "format") if k in tool}
         return {"type": "custom", "custom": custom}
-    raise Untranslatable(place, f"the built-in tool '{kind}'")
+    raise Untranslatable(place, f"the built-in tool '{kind}'", NATIVE)
 
 
 def _tool_choice(choice: str | dict[str, Any]) -> Any:
@@ -245,7 +220,7 @@ def _tool_choice(choice: str | dict[str, Any]) -> Any:
             "type": "allowed_tools",
             "allowed_tools": {"mode": choice.get("mode"), "tools": tools},
         }
-    raise Untranslatable("tool_choice", f"choosing the built-in tool '{kind}'")
+    raise Untranslatable("tool_choice", f"choosing the built-in tool '{kind}'", NATIVE)
 
 
 def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
@@ -269,21 +244,3 @@ def _text(item: dict[str, Any], field: str, place: str) -> str:
             f"Invalid value for '{place}.{field}': a string is required.", param=f"{place}.{field}"
         )
     return value
-
-
-def _responses_param(chat_param: str | None) -> str | None:
-    """Where a chat request's parameter came from in the Responses request."""
-    if chat_param is None:
-        return None
-    for chat, responses in (
-        ("messages", "input"),
-        ("tools", "tools"),
-        ("response_format.json_schema", "text.format"),
-        ("response_format", "text.format"),
-        ("max_tokens", "max_output_tokens"),
-    ):
-        if chat_param.startswith(chat):
-            if chat == "tools":  # tools[0].function.name: tools[0].name
-                return chat_param.replace(".function", "", 1)
-            return responses
-    return chat_param

@@ -1,0 +1,85 @@
+"""Anthropic's Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``
+(with or without ``?beta=true``), a key in ``x-api-key`` or ``Authorization: Bearer``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from llmrelay.api.serving import json_response, serve
+from llmrelay.api.sse import EventStream
+from llmrelay.errors import LLMRelayError
+from llmrelay.gateway.pipeline import Gateway
+from llmrelay.protocol.anthropic.codec import MessagesCodec
+from llmrelay.protocol.anthropic.request import parse_count_tokens_request, parse_messages_request
+from llmrelay.protocol.anthropic.to_chat import to_chat
+from llmrelay.providers.anthropic import PASSED_HEADERS
+from llmrelay.providers.base import Call
+from llmrelay.providers.counting import counted_usage
+from llmrelay.store.keys import KeyRecord
+
+
+class MessagesRoutes:
+    def __init__(self, gateway: Gateway, read_body: Callable[[Request], Awaitable[bytes]]) -> None:
+        self._gateway = gateway
+        self._read_body = read_body
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/messages", self.create, methods=["POST"]),
+            Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+        ]
+
+    async def create(self, request: Request) -> Response | EventStream:
+        caller = self._caller(request)
+        try:
+            body = await self._read_body(request)
+            parsed = parse_messages_request(body)
+        except LLMRelayError as exc:
+            await self._gateway.tell_limits(caller, exc)
+            raise
+        translated = to_chat(parsed)
+        call = Call(
+            model=parsed.model,
+            stream=bool(parsed.stream),
+            chat=translated.chat,
+            api="messages",
+            body=body,
+            max_output=parsed.max_tokens,
+            untranslatable=translated.error,
+            headers=_passed(request),
+        )
+        codec = MessagesCodec(parsed, translated)
+        return await serve(self._gateway, request, caller, call, codec, len(body))
+
+    async def count_tokens(self, request: Request) -> Response:
+        """Counted by an Anthropic deployment of the model, or else by llmrelay's tokenizer (an
+        estimate: the chat prompt, counted with the built-in model's vocabulary)."""
+        caller = self._caller(request)
+        body = await self._read_body(request)
+        parsed = parse_count_tokens_request(body)
+        self._gateway.authorize(caller, parsed.model)
+        router = self._gateway.router
+        if router.speaks("messages", parsed.model):
+            path = "/v1/messages/count_tokens"
+            status, payload = await router.relay_native(
+                "messages", parsed.model, "POST", path, body, _passed(request)
+            )
+            return Response(payload, status_code=status, media_type="application/json")
+        translated = to_chat(parsed)
+        if translated.chat is None:
+            assert translated.error is not None
+            raise translated.error
+        counted = await counted_usage(translated.chat, [])
+        return json_response({"input_tokens": counted["prompt_tokens"]})
+
+    def _caller(self, request: Request) -> KeyRecord | None:
+        headers = request.headers
+        return self._gateway.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+
+
+def _passed(request: Request) -> dict[str, str]:
+    return {h: request.headers[h] for h in PASSED_HEADERS if h in request.headers}
