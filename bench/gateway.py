@@ -18,14 +18,15 @@ llmrelay / bare (the cost of keys, limits and the ledger, in requests/s and in C
 request) and llmrelay / LiteLLM. Both llmrelays send OpenAI's x-ratelimit-* headers (bare reports
 its key unlimited).
 
-With --api responses, llmrelay and LiteLLM are also loaded through that API in the same rounds
-(llmrelay translates it to Chat Completions for the upstream; LiteLLM relays it to nginx's fixed
-Responses answer, its fastest way), and it prints llmrelay's figure over its own Chat Completions
-figure and over LiteLLM's.
+With --api responses or --api messages (Anthropic's Messages API), llmrelay and LiteLLM are also
+loaded through that API in the same rounds (llmrelay translates either to Chat Completions for
+the upstream; LiteLLM relays Responses requests to nginx's fixed Responses answer, its fastest
+way, and translates Messages requests to Chat Completions as llmrelay does), and it prints
+llmrelay's figure over its own Chat Completions figure and over LiteLLM's.
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
-[--pairs 5] [--rounds 2] [--no-litellm] [--api responses]
+[--pairs 5] [--rounds 2] [--no-litellm] [--api responses] [--api messages]
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ def _responses_sse() -> str:
 APIS: dict[str, tuple[str, dict[str, object]]] = {
     "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello"}]}),
     "responses": ("/v1/responses", {"input": "Hello"}),
+    "messages": (
+        "/v1/messages",
+        {"max_tokens": 100, "messages": [{"role": "user", "content": "Hello"}]},
+    ),
 }
 
 
@@ -228,10 +233,12 @@ def start_llmrelay(
     command: list[str] = PINNED,
     start_seconds: float = 120,
     seed: int | None = None,
+    name: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """llmrelay, run by ``command`` (its arguments follow); with ``pipeline``, the usage ledger
-    on (otherwise off); ``seed``: its PYTHONHASHSEED (else this process's)."""
-    data = work / ("llmrelay" if pipeline else "bare")
+    on (otherwise off); ``seed``: its PYTHONHASHSEED (else this process's); its data in
+    ``work``/``name`` (by default ``llmrelay`` or ``bare``)."""
+    data = work / (name or ("llmrelay" if pipeline else "bare"))
     data.mkdir()
     config = data / "llmrelay.yaml"
     config.write_text(
@@ -395,7 +402,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each gateway per pair")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     parser.add_argument(
-        "--api", choices=list(APIS), default="chat", help="also load llmrelay through this API"
+        "--api",
+        choices=[api for api in APIS if api != "chat"],
+        action="append",
+        default=[],
+        help="also load llmrelay (and LiteLLM) through this API (may be given twice)",
     )
     args = parser.parse_args()
     ensure_tools()
@@ -415,8 +426,7 @@ def main() -> None:
             litellm = start_litellm(work, upstream, litellm_port)
             base = f"http://127.0.0.1:{litellm_port}"
             others.append(Target("litellm", base, LITELLM_KEY, "bench", litellm.pid))
-        if args.api != "chat":
-            others += [other.through(args.api) for other in others]
+        others += [other.through(api) for api in args.api for other in others]
         for seed in range(args.pairs):
             memory = run_pair(runs, work / f"pair-{seed}", upstream, seed, others, args)
     finally:
@@ -427,8 +437,8 @@ def main() -> None:
         nginx.wait()
     results = summary(runs)
     report(results, memory, names)
-    if args.api != "chat":
-        report_api(results, args.api, not args.no_litellm)
+    for api in args.api:
+        report_api(results, api, not args.no_litellm)
 
 
 def run_pair(
@@ -445,7 +455,7 @@ def run_pair(
     # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
     # figures are compared, and the medians of their ratios reported
     with bare_and_llmrelay(work, upstream, seed) as pair:
-        through = [pair[1].through(args.api)] if args.api != "chat" else []
+        through = [pair[1].through(api) for api in args.api]
         measure(runs, [*pair, *through, *others], args.seconds, args.rounds)
         return {target.name: rss_mb(target.pid) for target in pair if target.pid}
 

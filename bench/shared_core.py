@@ -15,16 +15,25 @@ requests/s and CPU time per request (from /proc) and their ratios, then the medi
 Two identical bare servers measured this way gave 0.997 (0.987-1.021) over six rounds with the
 same seed, and 1.034 with random seeds.
 
+With --against DIR, the second server is not bare but llmrelay (with its key, limits and ledger)
+as another checkout's sources run it (DIR/src first on the path: a git worktree of an earlier
+commit, compiled or not as that checkout is), and it prints this llmrelay / that one: what a
+change cost.
+
 Run: .venv/bin/python bench/shared_core.py [--stream] [--connections 32] [--pairs 2] [--rounds 6]
+[--against DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,6 +62,33 @@ def load_together(
     return runs
 
 
+@contextlib.contextmanager
+def against(
+    work: Path, upstream: str, seed: int, checkout: Path
+) -> Iterator[tuple[gateway.Target, gateway.Target]]:
+    """llmrelay as ``checkout`` runs it, and as this one does, both with a stored key."""
+    work.mkdir()
+    earlier = [*gateway.PINNED[:3], "env", f"PYTHONPATH={checkout / 'src'}", *gateway.PINNED[3:]]
+    servers: list[subprocess.Popen[bytes]] = []
+    targets = []
+    try:
+        for name, command in (("baseline", earlier), ("llmrelay", gateway.PINNED)):
+            port = gateway.free_port()
+            server = gateway.start_llmrelay(
+                work, upstream, port, pipeline=True, command=command, seed=seed, name=name
+            )
+            servers.append(server)
+            key = gateway.stored_key(port)
+            targets.append(
+                gateway.Target(name, f"http://127.0.0.1:{port}", key, "bench", server.pid)
+            )
+        yield targets[0], targets[1]
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stream", action="store_true", help="streamed answers")
@@ -60,7 +96,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4, help="length of each round")
     parser.add_argument("--pairs", type=int, default=2, help="pairs of servers, a seed each")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per pair")
+    parser.add_argument("--against", type=Path, help="a checkout whose llmrelay stands for bare")
     args = parser.parse_args()
+    base = "baseline" if args.against else "bare"
     gateway.ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llmrelay-shared-core-"))
     upstream_port = gateway.free_port()
@@ -71,17 +109,23 @@ def main() -> None:
     try:
         gateway.wait_http(f"{upstream}/v1/chat/completions")
         for seed in range(args.pairs):
-            with gateway.bare_and_llmrelay(work / f"pair-{seed}", upstream, seed) as pair:
+            place = work / f"pair-{seed}"
+            servers = (
+                against(place, upstream, seed, args.against.resolve())
+                if args.against
+                else gateway.bare_and_llmrelay(place, upstream, seed)
+            )
+            with servers as pair:
                 load_together(pair, args.stream, args.connections, 1)  # warm-up
                 for round_ in range(args.rounds):
                     runs = load_together(pair, args.stream, args.connections, args.seconds)
-                    relayed, bared = runs["llmrelay"], runs["bare"]
+                    relayed, bared = runs["llmrelay"], runs[base]
                     rps.append(relayed["rps"] / bared["rps"])
                     cpu.append(relayed["cpu_us"] / bared["cpu_us"])
                     print(
-                        f"seed {seed} round {round_}: requests/s bare {bared['rps']:.0f},"
+                        f"seed {seed} round {round_}: requests/s {base} {bared['rps']:.0f},"
                         f" llmrelay {relayed['rps']:.0f} ({rps[-1]:.3f}); CPU µs a request"
-                        f" bare {bared['cpu_us']:.0f}, llmrelay {relayed['cpu_us']:.0f}"
+                        f" {base} {bared['cpu_us']:.0f}, llmrelay {relayed['cpu_us']:.0f}"
                         f" ({cpu[-1]:.3f})",
                         flush=True,
                     )
@@ -91,10 +135,11 @@ def main() -> None:
     mode = "stream" if args.stream else "json"
     print(f"{mode}, {args.connections} connections each, {len(rps)} rounds")
     print(
-        f"llmrelay / bare requests/s: {statistics.median(rps):.3f} ({min(rps):.3f}-{max(rps):.3f})"
+        f"llmrelay / {base} requests/s: {statistics.median(rps):.3f}"
+        f" ({min(rps):.3f}-{max(rps):.3f})"
     )
     print(
-        f"llmrelay / bare CPU time a request: {statistics.median(cpu):.3f}"
+        f"llmrelay / {base} CPU time a request: {statistics.median(cpu):.3f}"
         f" ({min(cpu):.3f}-{max(cpu):.3f})"
     )
 

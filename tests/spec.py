@@ -1,16 +1,18 @@
 """The wire-format reference in ../shared/spec: validators and a transport that checks traffic.
 
-``ValidatingTransport`` sits under the official SDK's HTTP client and validates every chat and
-Responses API answer and every stream chunk or event the server sends against the official JSON
-Schemas, so a test that uses the SDK also checks the raw wire format the SDK would otherwise
-hide.
+``ValidatingTransport`` sits under the official SDK's HTTP client and validates every chat,
+Responses API, embeddings and legacy completions answer and every stream chunk or event the
+server sends against the official JSON Schemas, so a test that uses the SDK also checks the
+raw wire format the SDK would otherwise hide.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
+import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -140,6 +142,44 @@ def validate_chat_body(status: int, content_type: str, body: bytes) -> int:
     return checked
 
 
+EMBEDDINGS = "embeddings_completions_schemas.json"
+
+
+def validate_embeddings_body(status: int, content_type: str, body: bytes) -> int:
+    """One /embeddings answer; a base64 vector is checked as the floats it holds (OpenAI's
+    schema describes the float form alone)."""
+    payload = json.loads(body)
+    if status >= 400:
+        validate("ErrorResponse", payload, EMBEDDINGS)
+        return 1
+    for item in payload["data"]:
+        if isinstance(item["embedding"], str):
+            raw = base64.b64decode(item["embedding"])
+            item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    validate("CreateEmbeddingResponse", payload, EMBEDDINGS)
+    return 1
+
+
+def validate_completions_body(status: int, content_type: str, body: bytes) -> int:
+    """One legacy /completions answer or stream. A stream's chunks carry ``finish_reason:
+    null`` until a choice ends, as OpenAI's own do, where the schema (of the whole answer)
+    has a string: checked as if it were one."""
+    if status >= 400:
+        validate("ErrorResponse", json.loads(body), EMBEDDINGS)
+        return 1
+    if content_type.startswith("application/json"):
+        validate("CreateCompletionResponse", json.loads(body), EMBEDDINGS)
+        return 1
+    payloads = sse_payloads(body)
+    assert payloads[-1] == "[DONE]", "a stream ends with [DONE]"
+    for payload in payloads[:-1]:
+        chunk = json.loads(payload)
+        for choice in chunk["choices"]:
+            choice["finish_reason"] = choice["finish_reason"] or "stop"
+        validate("CreateCompletionResponse", chunk, EMBEDDINGS)
+    return len(payloads) - 1
+
+
 class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     """Passes a response body on and hands the whole of it to ``on_close`` at the end."""
 
@@ -178,6 +218,10 @@ class _Recorder:
             validate_body = validate_chat_body
         elif "/responses" in path:
             validate_body = functools.partial(validate_responses_body, path=path)
+        elif path.endswith("/embeddings"):
+            validate_body = validate_embeddings_body
+        elif path.endswith("/completions"):
+            validate_body = validate_completions_body
         else:
             return response
         status, content_type = response.status_code, response.headers.get("content-type", "")

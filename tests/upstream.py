@@ -7,6 +7,8 @@ request body and header it received, for the tests to look at.
 from __future__ import annotations
 
 import asyncio
+import base64
+import struct
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -49,6 +51,24 @@ def _chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+EMBEDDING_MODEL = "upstream-embedder-3"
+
+
+def _text_completion(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "cmpl-upstream1",
+        "object": "text_completion",
+        "created": 1700000000,
+        "model": ANSWERING_MODEL,
+        "choices": choices,
+        **extra,
+    }
+
+
+def _data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
 def _error(
     status: int,
     message: str,
@@ -88,6 +108,8 @@ class Upstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_route("*", "/v1/responses/{response_id:.*}", self._stored_response)
         runner = web.AppRunner(app)
@@ -131,6 +153,47 @@ class Upstream:
             listed = {"object": "list", "data": [], "first_id": None, "last_id": None}
             return web.json_response({**listed, "has_more": False})
         return web.json_response(NATIVE_RESPONSE)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's embeddings: a vector of three an input (the n-th input's first number is
+        n), in the encoding asked for."""
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(body)
+        inputs = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        data = []
+        for i in range(len(inputs)):
+            vector = [float(i), 0.5, -0.25]
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack("<3f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        usage = {"prompt_tokens": 6, "total_tokens": 6}
+        return web.json_response(
+            {"object": "list", "data": data, "model": EMBEDDING_MODEL, "usage": usage}
+        )
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's legacy completions: "Hello, world!", whole or in pieces."""
+        body = await request.json(loads=orjson.loads)
+        self.requests.append(body)
+        usage = {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}
+        if not body.get("stream"):
+            choice = {
+                "text": "Hello, world!",
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+            return web.json_response(_text_completion([choice], usage=usage))
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for piece, finish in [*((p, None) for p in STREAM_PIECES), ("", "stop")]:
+            choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": finish}
+            await response.write(_data(_text_completion([choice])))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await response.write(_data(_text_completion([], usage=usage)))
+        await response.write(b"data: [DONE]\n\n")
+        return response
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json(loads=orjson.loads)
@@ -348,17 +411,22 @@ async def hang(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.
 
 async def agent(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     """An agent's model, as Codex CLI and Claude Code meet it: asked with tools and no tool
-    result yet, it calls its first tool to read ``marker.txt``; given the result, it answers
-    with what the result said."""
+    result yet, it calls the client's tool that reads files (or runs commands) to read
+    ``marker.txt``; given the result, it answers with what the result said. Asked without
+    tools (a client's side questions: a title, a summary), it answers in a word."""
     results = [m for m in body["messages"] if m["role"] == "tool"]
     if results:
         said = results[-1]["content"]
         said = said if isinstance(said, str) else "".join(p.get("text", "") for p in said)
         return await _stream_text(request, f"The marker says: {MARKER if MARKER in said else '?'}")
-    tool = body["tools"][0]["function"]
+    if not body.get("tools"):
+        return await _stream_text(request, "Marker")
+    tools = {t["function"]["name"]: t["function"] for t in body["tools"]}
+    tool = next((tools[n] for n in ("Read", "Bash") if n in tools), body["tools"][0]["function"])
     command = "cat marker.txt"
-    arguments = {"cmd": command} if "cmd" in str(tool.get("parameters")) else {"command": command}
-    if "file_path" in str(tool.get("parameters")):
+    parameters = str(tool.get("parameters"))
+    arguments = {"cmd": command} if "cmd" in parameters else {"command": command}
+    if "file_path" in parameters:
         arguments = {"file_path": str(up.workdir / "marker.txt")}
     return await _stream_call(request, tool["name"], orjson.dumps(arguments).decode())
 

@@ -23,10 +23,12 @@ from llmrelay.config import (
     PROVIDER_TYPES,
     AnthropicModelConfig,
     Config,
-    LocalModelConfig,
+    EmbeddingModelConfig,
     ModelConfig,
     OpenAIModelConfig,
+    RemoteModelConfig,
 )
+from llmrelay.engine.packaged import embedding_model_dir
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.counters import Counters, LocalCounters, SharedCounters
 from llmrelay.gateway.limits import Limiter
@@ -54,6 +56,12 @@ def build_provider(model: ModelConfig, secrets: list[str]) -> Provider:
         return OpenAIProvider(model, secrets=secrets)
     if isinstance(model, AnthropicModelConfig):
         return AnthropicProvider(model, secrets=secrets)
+    if isinstance(model, EmbeddingModelConfig):
+        from llmrelay.providers.local_embeddings import LocalEmbeddingProvider
+
+        directory = model.path or embedding_model_dir()
+        assert directory is not None, "checked with the config"
+        return LocalEmbeddingProvider(model.name, directory)
     # llama.cpp (and numpy) are imported only by a server that runs a local model: a pure
     # gateway stays some 40 MB smaller
     from llmrelay.engine.local import LocalEngine
@@ -77,7 +85,7 @@ def build_router(config: Config) -> Router:
         deployments = models.setdefault(model.name, [])
         label = f"{model.name}#{len(deployments)} ({PROVIDER_TYPES[type(model)]})"
         # a local model queues by itself (its ``parallel`` slots)
-        limit = None if isinstance(model, LocalModelConfig) else model.max_concurrency
+        limit = model.max_concurrency if isinstance(model, RemoteModelConfig) else None
         provider = build_provider(model, config.secrets())
         deployments.append(Deployment(provider, label, model.weight, limit))
         aliases.update(dict.fromkeys(model.aliases, model.name))

@@ -26,7 +26,8 @@ Example ``llmrelay.yaml``::
 
 The file is checked against the types below (msgspec): a key that is not one of them, or a value
 of the wrong type, is a ``ConfigError`` naming it. With no file, llmrelay serves the built-in
-model under its own name and as ``gpt-4o-mini``.
+model under its own name and as ``gpt-4o-mini``, and the built-in embedding model (where its
+package is installed) under its own name and as ``text-embedding-3-small``.
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ import msgspec
 import yaml
 from sqlalchemy.exc import ArgumentError
 
+from llmrelay.engine.packaged import EMBEDDINGS_PIP, embedding_model_dir
 from llmrelay.store.database import sqlite_in_memory
 
 BUILTIN_MODEL_NAME = "smollm2-135m-instruct"
 BUILTIN_ALIASES = ("gpt-4o-mini",)
+BUILTIN_EMBEDDINGS_NAME = "all-minilm-l6-v2"
+BUILTIN_EMBEDDINGS_ALIASES = ("text-embedding-3-small",)
 _ENV_REF = re.compile(r"\$\{(\w+)\}")
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -188,13 +192,35 @@ class AnthropicModelConfig(_RemoteModel, frozen=True, kw_only=True, tag="anthrop
     max_tokens: Count = 4096
 
 
-ModelConfig = LocalModelConfig | OpenAIModelConfig | AnthropicModelConfig
+class EmbeddingModelConfig(_Model, frozen=True, kw_only=True, tag="local-embeddings"):
+    """A sentence-embedding model run in this process, for /v1/embeddings."""
+
+    #: a directory of config.json, model.safetensors and tokenizer.json (a BERT model from
+    #: sentence-transformers); default: the built-in all-MiniLM-L6-v2
+    path: Path | None = None
+
+
+ModelConfig = LocalModelConfig | OpenAIModelConfig | AnthropicModelConfig | EmbeddingModelConfig
+RemoteModelConfig = OpenAIModelConfig | AnthropicModelConfig
 #: the ``provider:`` value of each kind of model entry
 PROVIDER_TYPES: dict[type[ModelConfig], str] = {
     LocalModelConfig: "local",
     OpenAIModelConfig: "openai",
     AnthropicModelConfig: "anthropic",
+    EmbeddingModelConfig: "local-embeddings",
 }
+
+
+def builtin_models() -> tuple[ModelConfig, ...]:
+    """What a server with no models configured serves: the built-in chat model, and the
+    built-in embedding model where its package is installed."""
+    chat = LocalModelConfig(name=BUILTIN_MODEL_NAME, aliases=BUILTIN_ALIASES)
+    if embedding_model_dir() is None:
+        return (chat,)
+    return (
+        chat,
+        EmbeddingModelConfig(name=BUILTIN_EMBEDDINGS_NAME, aliases=BUILTIN_EMBEDDINGS_ALIASES),
+    )
 
 
 def default_data_dir() -> Path:
@@ -218,8 +244,8 @@ class Config(_Settings, frozen=True, kw_only=True):
     limits: LimitsConfig = LimitsConfig()
     #: one row per request in the store; off, requests are not metered
     usage_ledger: bool = True
-    models: Annotated[tuple[ModelConfig, ...], msgspec.Meta(min_length=1)] = (
-        LocalModelConfig(name=BUILTIN_MODEL_NAME, aliases=BUILTIN_ALIASES),
+    models: Annotated[tuple[ModelConfig, ...], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=builtin_models
     )
     #: model name -> the models to try, in order, when all of its deployments failed
     fallbacks: dict[str, tuple[str, ...]] = {}
@@ -232,7 +258,7 @@ class Config(_Settings, frozen=True, kw_only=True):
     def secrets(self) -> list[str]:
         """Every secret the config holds, to keep out of what clients and the log see."""
         found = [*self.keys, self.admin_key]
-        found += [m.api_key for m in self.models if not isinstance(m, LocalModelConfig)]
+        found += [m.api_key for m in self.models if isinstance(m, RemoteModelConfig)]
         return [str(secret) for secret in found if secret]
 
 
@@ -306,6 +332,12 @@ def _check(config: Config) -> None:
             raise ConfigError(f"fallbacks name models that are not configured: {sorted(unknown)}")
     if unknown := set(config.model_map.values()) - names:
         raise ConfigError(f"model_map names models that are not configured: {sorted(unknown)}")
+    for i, entry in enumerate(config.models):
+        if isinstance(entry, EmbeddingModelConfig) and not entry.path and not embedding_model_dir():
+            raise ConfigError(
+                f"models[{i}] ({entry.name}): the built-in embedding model is not installed "
+                f"({EMBEDDINGS_PIP}), and no path is given"
+            )
 
 
 def _expand_env(value: Any) -> Any:

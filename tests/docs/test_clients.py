@@ -1,5 +1,6 @@
-"""The README's snippets for real client programs, run as written: Codex CLI, the Vercel AI
-SDK, the OpenAI Agents SDK. Only the base URL and the key are changed."""
+"""The README's snippets for real client programs, run as written: Codex CLI, Claude Code, the
+Vercel AI SDK, the OpenAI Agents SDK, LangChain's embeddings and LlamaIndex. Only the base URL
+and the key are changed."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from tests.conftest import API_KEY, Server, configured_server
 from tests.ledger import first_row_where
 from tests.upstream import MARKER, Upstream
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 NODE_DIR = Path(__file__).parent / "node"
-README_URL, README_KEY = "http://127.0.0.1:8000/v1", "sk-...your key..."
+#: LlamaIndex wants openai<3 and the Agents SDK openai>=3: scripts/test gives it a venv of its own
+LLAMAINDEX_PYTHON = ROOT / ".venv-llamaindex" / "bin" / "python"
+README_ROOT, README_KEY = "http://127.0.0.1:8000", "sk-...your key..."
 
 
 def snippet(name: str, server: Server) -> str:
@@ -27,8 +31,8 @@ def snippet(name: str, server: Server) -> str:
     match = re.search(rf"<!-- test: {name} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
     assert match, f"no snippet {name} in the README"
     code = match.group(1)
-    assert README_URL in code
-    return code.replace(README_URL, server.base_url).replace(README_KEY, API_KEY)
+    assert README_ROOT in code
+    return code.replace(README_ROOT, server.root).replace(README_KEY, API_KEY)
 
 
 def run(args: list[str], **kwargs: object) -> str:
@@ -39,6 +43,23 @@ def run(args: list[str], **kwargs: object) -> str:
 
 def test_the_openai_agents_sdk(server: Server) -> None:
     assert run([sys.executable, "-c", snippet("openai-agents", server)]).strip()
+
+
+def test_langchains_embeddings(server: Server) -> None:
+    printed = run([sys.executable, "-c", snippet("langchain-embeddings", server)]).split()
+    assert printed == ["2", "384", "384"]
+
+
+def test_llamaindex_completes_through_the_legacy_api(server: Server) -> None:
+    assert LLAMAINDEX_PYTHON.exists(), "scripts/test installs LlamaIndex in .venv-llamaindex"
+    started = time.time()
+    assert run([str(LLAMAINDEX_PYTHON), "-c", snippet("llamaindex", server)]).strip()
+    row = first_row_where(
+        server,
+        "endpoint = 'completions' AND created_at >= ?",
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+    )
+    assert row["status"] == 200 and 0 < row["completion_tokens"] <= 20
 
 
 def test_the_vercel_ai_sdk(server: Server, tmp_path: Path) -> None:
@@ -54,13 +75,15 @@ def test_the_vercel_ai_sdk(server: Server, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def agent_relay(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``gpt-4o-mini`` as a scripted agent model: it reads ``marker.txt`` with the client's own
-    tool, then says what it read."""
+    tool, then says what it read; Claude's model names reach it by ``model_map``."""
     lines = [
         "models:",
         "  - name: gpt-4o-mini",
         "    provider: openai",
         f"    base_url: {upstream.base_url}",
         "    model: agent",
+        "model_map:",
+        '  "claude-*": gpt-4o-mini',
     ]
     with configured_server(tmp_path_factory.mktemp("agents"), lines) as server:
         yield server
@@ -95,4 +118,28 @@ def test_codex_cli_runs_a_tool_and_answers(
     )
     assert first["completion_tokens"] == 6, "the tool call's turn"
     answered = first_row_where(agent_relay, "endpoint = 'responses' AND completion_tokens = 8")
+    assert answered["status"] == 200
+
+
+def test_claude_code_runs_a_tool_and_answers(
+    agent_relay: Server, upstream: Upstream, tmp_path: Path
+) -> None:
+    home, work = tmp_path / "claude-home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    (work / "marker.txt").write_text(MARKER + "\n")
+    upstream.workdir = work
+    started = time.time()
+    path = f"{NODE_DIR / 'node_modules' / '.bin'}:{os.environ['PATH']}"
+    env = {**os.environ, "HOME": str(home), "PATH": path}
+    output = run(["bash", "-c", snippet("claude-code", agent_relay)], cwd=work, env=env)
+    assert f"The marker says: {MARKER}" in output, output
+    results = [m for r in upstream.requests[-2:] for m in r["messages"] if m["role"] == "tool"]
+    assert any(MARKER in str(m["content"]) for m in results), "Claude Code read the file"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started))
+    call = first_row_where(agent_relay, "endpoint = 'messages' AND created_at >= ?", since)
+    assert call["model_requested"].startswith("claude-") and call["completion_tokens"] == 6
+    answered = first_row_where(
+        agent_relay, "endpoint = 'messages' AND completion_tokens = 8 AND created_at >= ?", since
+    )
     assert answered["status"] == 200

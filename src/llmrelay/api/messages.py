@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmrelay.api.serving import json_response, serve
+from llmrelay.api.serving import json_response, read_request, serve
 from llmrelay.api.sse import EventStream
-from llmrelay.errors import LLMRelayError
 from llmrelay.gateway.pipeline import Gateway
 from llmrelay.protocol.anthropic.codec import MessagesCodec
 from llmrelay.protocol.anthropic.request import parse_count_tokens_request, parse_messages_request
@@ -35,12 +34,8 @@ class MessagesRoutes:
 
     async def create(self, request: Request) -> Response | EventStream:
         caller = self._caller(request)
-        try:
-            body = await self._read_body(request)
-            parsed = parse_messages_request(body)
-        except LLMRelayError as exc:
-            await self._gateway.tell_limits(caller, exc)
-            raise
+        parse = parse_messages_request
+        body, parsed = await read_request(self._gateway, caller, request, self._read_body, parse)
         translated = to_chat(parsed)
         call = Call(
             model=parsed.model,

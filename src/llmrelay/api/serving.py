@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from llmrelay.api.disconnect import DisconnectWatch
 from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.api.sse import EventStream
-from llmrelay.errors import InvalidRequestError
+from llmrelay.errors import InvalidRequestError, LLMRelayError
 from llmrelay.gateway.pipeline import Gateway, stopping
 from llmrelay.outcome import Outcome
 from llmrelay.protocol.codec import Codec
@@ -27,6 +27,7 @@ from llmrelay.providers.base import Call
 from llmrelay.store.keys import KeyRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def json_response(
@@ -35,6 +36,23 @@ def json_response(
     return Response(
         orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
     )
+
+
+async def read_request(
+    gateway: Gateway,
+    caller: KeyRecord | None,
+    request: Request,
+    read_body: Callable[[Request], Awaitable[bytes]],
+    parse: Callable[[bytes], T],
+) -> tuple[bytes, T]:
+    """The request's body and what ``parse`` makes of it; an error in either (a 400, a 413)
+    still tells the caller where its limits stand."""
+    try:
+        body = await read_body(request)
+        return body, parse(body)
+    except LLMRelayError as exc:
+        await gateway.tell_limits(caller, exc)
+        raise
 
 
 async def serve(

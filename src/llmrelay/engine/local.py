@@ -49,6 +49,9 @@ class LocalEngine:
     def tokenize(self, text: str) -> list[int]:
         return self.loaded.tokenize(text)
 
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(map(self.loaded.piece, tokens)).decode(errors="replace")
+
     async def generate(
         self, prompt: list[int], n: int, params: SamplingParams
     ) -> AsyncIterator[Event]:

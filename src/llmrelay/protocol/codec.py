@@ -89,6 +89,25 @@ class ChatCodec:
         pass  # the backend's request is this API's
 
 
+class NativeCodec:
+    """An API that only backends that speak it answer (embeddings, legacy completions): their
+    answers as they came, their streams framed as Chat Completions' are (the usage chunk only if
+    asked for, then ``[DONE]``)."""
+
+    def __init__(self, endpoint: str, include_usage: bool = False) -> None:
+        self.endpoint = endpoint
+        self._include_usage = include_usage
+
+    def answer(self, body: dict[str, Any], native: bool) -> dict[str, Any]:
+        return body
+
+    def encoder(self, native: bool) -> StreamEncoder:
+        return ChatEncoder(self._include_usage)
+
+    def rename(self, error: InvalidRequestError) -> None:
+        pass  # the backend's request is this API's
+
+
 class Passthrough:
     """A stream from a backend that speaks the client's API: passed on as it came; a failure
     after it began as an event that ``failed`` makes."""

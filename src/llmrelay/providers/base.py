@@ -45,7 +45,8 @@ class Call:
     that API itself. A request the chat format cannot say (a built-in tool, say) has no ``chat``
     but the error that says why (``untranslatable``): only a backend that speaks its API can
     answer it. ``max_output`` and ``choices``: the output it may ask for, for the limits;
-    ``headers``: the client's headers a backend of its API takes (``anthropic-beta``).
+    ``headers``: the client's headers a backend of its API takes (``anthropic-beta``);
+    ``request``: the request as its API's route parsed it, for a backend that answers it.
     (A class of slots rather than a frozen dataclass, whose fields are set five times slower,
     on every request.)"""
 
@@ -57,6 +58,7 @@ class Call:
         "headers",
         "max_output",
         "model",
+        "request",
         "stream",
         "untranslatable",
     )
@@ -73,6 +75,7 @@ class Call:
         choices: int = 1,
         untranslatable: InvalidRequestError | None = None,
         headers: Mapping[str, str] | None = None,
+        request: Any = None,
     ) -> None:
         self.model = model
         self.stream = stream
@@ -83,6 +86,7 @@ class Call:
         self.choices = choices
         self.untranslatable = untranslatable
         self.headers = headers or {}  # the client's, for a backend that speaks its API
+        self.request = request
 
     @classmethod
     def of_chat(cls, chat: ChatRequest, body: bytes = b"") -> Call:

@@ -8,17 +8,20 @@ from typing import Any
 
 import msgspec
 
+from llmrelay.protocol.completions import CompletionsRequest
+from llmrelay.protocol.embeddings import EmbeddingsRequest
 from llmrelay.protocol.request import ChatRequest
 
+#: a request whose prompt can be counted
+Prompted = ChatRequest | CompletionsRequest | EmbeddingsRequest | None
 
-async def counted_usage(
-    request: ChatRequest | None, answers: Iterable[dict[str, Any]]
-) -> dict[str, int]:
+
+async def counted_usage(request: Prompted, answers: Iterable[dict[str, Any]]) -> dict[str, int]:
     """``answers``: the messages of a completion, or the deltas of a stream; the prompt is
     ``request``'s (none without one: a request passed through natively)."""
     from llmrelay.engine.tokens import count_tokens  # llama.cpp: loaded on the first count
 
-    prompt = msgspec.to_builtins([request.messages, request.tools or []]) if request else []
+    prompt = msgspec.to_builtins(_prompt(request))
     prompt_tokens, completion_tokens = await count_tokens(
         "\n".join(_strings(prompt)), "".join(said(answer) for answer in answers)
     )
@@ -29,9 +32,22 @@ async def counted_usage(
     }
 
 
+def _prompt(request: Prompted) -> Any:
+    if isinstance(request, ChatRequest):
+        return [request.messages, request.tools or []]
+    if isinstance(request, CompletionsRequest):
+        return request.prompt
+    return request.input if request else []  # token arrays count nothing: an estimate
+
+
 def chunk_deltas(chunks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The deltas of stream chunks, every choice's, in order."""
-    return [choice.get("delta") or {} for c in chunks for choice in c.get("choices") or ()]
+    """The deltas of stream chunks (a legacy completion's text as content), every choice's,
+    in order."""
+    return [
+        choice.get("delta") or {"content": choice.get("text")}
+        for c in chunks
+        for choice in c.get("choices") or ()
+    ]
 
 
 def said(message: dict[str, Any]) -> str:

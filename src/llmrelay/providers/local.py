@@ -12,9 +12,16 @@ from llmrelay.engine.toolcalls import ToolCallReader
 from llmrelay.errors import LLMRelayError
 from llmrelay.outcome import Outcome, Usage
 from llmrelay.protocol.accumulate import MessageBuilder
+from llmrelay.protocol.completions import CompletionHeader
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.response import ResponseHeader, chunk_choice, usage
-from llmrelay.providers.base import Chunk, ChunkStream, Provider
+from llmrelay.providers.base import Call, Chunk, ChunkStream, Provider
+from llmrelay.providers.local_completions import (
+    TextCompletion,
+    complete_text,
+    plan_completion,
+    stream_text,
+)
 from llmrelay.providers.local_request import EnginePlan, plan_request
 
 
@@ -25,6 +32,7 @@ class LocalProvider(Provider):
     """
 
     owned_by = "llmrelay-local"
+    native_apis = frozenset({"completions"})  # legacy completions: a raw prompt
 
     def __init__(
         self, model_name: str, engine: LocalEngine, *, max_output_tokens: int = 1024
@@ -111,6 +119,15 @@ class LocalProvider(Provider):
             raise
         self._answered(outcome, Usage(len(plan.prompt), sum(generated), cached_tokens=cached))
         yield header.chunk([], usage=usage(len(plan.prompt), sum(generated), cached))
+
+    async def relay(self, call: Call, outcome: Outcome) -> dict[str, Any] | ChunkStream:
+        """A legacy completion (``/v1/completions``): the prompt as it is, no chat template."""
+        plan = plan_completion(call.request, self.engine, self.model_name)
+        header = CompletionHeader(self.model_name, self.engine.loaded.fingerprint)
+        completion = TextCompletion(self.engine, plan, header)
+        if call.stream:
+            return stream_text(completion, outcome)
+        return await complete_text(completion, outcome)
 
     async def _events(self, plan: EnginePlan) -> AsyncIterator[TextDelta | Finished]:
         try:

@@ -22,8 +22,15 @@ from llmrelay.protocol.events import DONE, data_payloads, frame
 from llmrelay.protocol.request import ChatRequest, StreamOptions
 from llmrelay.protocol.response import random_id
 from llmrelay.providers.base import Call, Chunk, ChunkStream, Provider, StreamItem
-from llmrelay.providers.counting import chunk_deltas, counted_usage
+from llmrelay.providers.counting import Prompted, chunk_deltas, counted_usage
 from llmrelay.providers.http import UpstreamHTTP
+
+#: the upstream's path of each API it is asked in that API, and the field that asks for output
+_NATIVE: dict[str, tuple[str, str | None]] = {
+    "responses": ("/responses", "max_output_tokens"),
+    "completions": ("/completions", "max_tokens"),
+    "embeddings": ("/embeddings", None),
+}
 
 
 class OpenAIProvider(Provider):
@@ -40,8 +47,10 @@ class OpenAIProvider(Provider):
         self.model_name = config.name
         self._config = config
         self.output_cap = config.max_output_tokens
-        if config.responses == "native":
-            self.native_apis = frozenset({"responses"})
+        native = {"embeddings", "completions"}
+        self.native_apis = frozenset(
+            native | {"responses"} if config.responses == "native" else native
+        )
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = UpstreamHTTP(
             name=config.name,
@@ -75,10 +84,11 @@ class OpenAIProvider(Provider):
         return self._chunks(request, response, outcome)
 
     async def _chunks(
-        self, request: ChatRequest, response: aiohttp.ClientResponse, outcome: Outcome
+        self, request: Prompted, response: aiohttp.ClientResponse, outcome: Outcome
     ) -> AsyncGenerator[StreamItem, None]:
-        """The upstream's chunks as it framed them, each read passed on in one piece; only a
-        chunk that carries usage or an error is decoded and passed on as an object."""
+        """The upstream's chunks (chat or legacy completions) as it framed them, each read
+        passed on in one piece; only a chunk that carries usage or an error is decoded and
+        passed on as an object."""
         plain_so_far: list[bytes] = []  # to count the usage from, if the upstream sends none
         has_usage = False
         async for payloads in self._http.data_blocks(response):
@@ -112,22 +122,36 @@ class OpenAIProvider(Provider):
         raise self._http.broken()
 
     async def relay(self, call: Call, outcome: Outcome) -> dict[str, Any] | ChunkStream:
-        """A Responses API request as the client sent it (``model`` the upstream's, its
-        ``max_output_tokens`` lowered to the deployment's cap), to the upstream's /responses;
-        its answer or its stream's bytes as they come."""
+        """A request of an API the upstream speaks (embeddings, legacy completions, the
+        Responses API with ``responses: native``) as the client sent it: ``model`` the
+        upstream's, the output asked for lowered to the deployment's cap, a completions stream
+        asked for usage; its answer, or its stream as it comes."""
+        path, cap_field = _NATIVE[call.api]
         body = orjson.loads(call.body)
         body["model"] = self._config.model
-        asked = body.get("max_output_tokens")
+        asked = body.get(cap_field) if cap_field else None
         if self.output_cap is not None and isinstance(asked, int) and asked > self.output_cap:
-            body["max_output_tokens"] = self.output_cap
-        response = await self._http.post(orjson.dumps(body), f"{self._config.base_url}/responses")
-        if not call.stream:
-            answer = await self._http.json(response)
-            if not isinstance(answer, dict):
-                raise UpstreamError(f"The upstream of {self.model_name} sent no valid answer.")
+            body[cap_field] = self.output_cap
+        if call.api == "completions" and call.stream and self._config.stream_usage:
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        response = await self._http.post(orjson.dumps(body), f"{self._config.base_url}{path}")
+        if call.stream:
+            if call.api == "responses":
+                return self._native_events(response, outcome)
+            return self._chunks(call.request, response, outcome)
+        answer = await self._http.json(response)
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"The upstream of {self.model_name} sent no valid answer.")
+        if call.api == "responses":
             _record_response(outcome, answer)
             return answer
-        return self._native_events(response, outcome)
+        outcome.served_by(answer.get("model"))
+        outcome.usage = Usage.of(answer.get("usage"))
+        if outcome.usage is None:
+            texts = [{"content": c.get("text")} for c in answer.get("choices") or ()]
+            answer["usage"] = await counted_usage(call.request, texts)
+            outcome.usage = Usage.of(answer["usage"], source="counted")
+        return answer
 
     async def _native_events(
         self, response: aiohttp.ClientResponse, outcome: Outcome
@@ -154,12 +178,12 @@ class OpenAIProvider(Provider):
         outcome.served_by(chunk.get("model"))
         outcome.usage = Usage.of(chunk.get("usage"), source)
 
-    async def _counted_usage_chunk(self, request: ChatRequest, payloads: list[bytes]) -> Chunk:
+    async def _counted_usage_chunk(self, request: Prompted, payloads: list[bytes]) -> Chunk:
         chunks = [self._http.loads(data) for data in payloads]
         first = chunks[0] if chunks else {}
         return {
             "id": first.get("id") or random_id("chatcmpl-"),
-            "object": "chat.completion.chunk",
+            "object": first.get("object") or "chat.completion.chunk",
             "created": first.get("created") or int(time.time()),
             "model": first.get("model") or self._config.model,
             "choices": [],
