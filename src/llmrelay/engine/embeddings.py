@@ -18,8 +18,9 @@ from tokenizers import Tokenizer
 
 #: the longest input, in tokens (the model was trained on 256); longer inputs are cut
 MAX_TOKENS = 256
-#: sentences encoded together: sorted by length first, so that little of a batch is padding
-BATCH = 64
+#: sentences encoded together (sorted by length first, so that little of a batch is padding):
+#: more gained nothing here, as the products are bound by the arithmetic by then
+BATCH = 32
 
 
 class SentenceEncoder:
@@ -117,28 +118,21 @@ class SentenceEncoder:
         return normed * self._w[f"{name}.weight"] + self._w[f"{name}.bias"]
 
 
-#: Abramowitz and Stegun 7.1.26: erf(a) = 1 - t·(a1 + t·(a2 + ...))·exp(-a²), t = 1/(1 + p·a)
-_P = 0.3275911
-_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+_GELU_SCALE = math.sqrt(2 / math.pi)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """BERT's GELU, x·Φ(x), in place, with erf to within 1.5e-7 (NumPy has none): a dozen
-    passes over the layer's widest array, each without a new one."""
-    a = np.abs(x)
-    a *= 1 / math.sqrt(2.0)
-    t = a * _P
-    t += 1.0
-    np.reciprocal(t, out=t)
-    poly = t * _A[0]
-    for coefficient in _A[1:]:
-        poly += coefficient
-        poly *= t
-    np.multiply(a, a, out=a)
-    np.negative(a, out=a)
-    np.exp(a, out=a)
-    poly *= a  # 1 - erf(|x|/√2), so 2·Φ(x) is 2 - poly for x ≥ 0 and poly below
-    twice = np.where(x >= 0, 2.0 - poly, poly)
-    twice *= x
-    twice *= 0.5
-    return twice
+    """GELU in its tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): nine passes over
+    the layer's widest array, one new array. BERT's own is x·Φ(x) with erf, which NumPy lacks;
+    erf by a polynomial took 30 % of a batch's time, five times this, and the vectors this
+    gives are within 2e-6 in cosine of it (measured on 256 sentences)."""
+    inner = x * x
+    inner *= 0.044715
+    inner += 1.0
+    inner *= x
+    inner *= _GELU_SCALE
+    np.tanh(inner, out=inner)
+    inner += 1.0
+    inner *= x
+    inner *= 0.5
+    return inner
