@@ -311,6 +311,7 @@ def nginx(work: Path) -> Iterator[str]:
 
 
 def main() -> None:
+    print(f"llmrelay build: {gateway.build()}", flush=True)
     gateway.ensure_tools()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the drill's own 5,000 sockets

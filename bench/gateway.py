@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import re
 import shutil
@@ -390,6 +391,19 @@ def rss_mb(pid: int) -> float:
 Runs = dict[tuple[str, bool, int], list[dict[str, float]]]
 
 
+def build(src: Path | None = None) -> str:
+    """Which build of llmrelay a server started by this script runs: its pipeline's modules
+    compiled with mypyc (LLMRELAY_COMPILE=1) or its sources (``src``: another checkout's)."""
+    if src is None:
+        spec = importlib.util.find_spec("llmrelay.gateway.limits")
+        assert spec is not None and spec.origin is not None
+        src = Path(spec.origin).parents[2]
+    compiled = list((src / "llmrelay").rglob("*.so"))
+    if compiled:
+        return f"{src}: compiled with mypyc ({len(compiled)} modules)"
+    return f"{src}: from its sources (not compiled)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=4, help="length of each wrk run")
@@ -409,6 +423,7 @@ def main() -> None:
         help="also load llmrelay (and LiteLLM) through this API (may be given twice)",
     )
     args = parser.parse_args()
+    print(f"llmrelay build: {build()}", flush=True)
     ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llmrelay-gateway-"))
     upstream_port, litellm_port = free_port(), free_port()

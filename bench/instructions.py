@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=1000, help="requests before counting")
     parser.add_argument("--connections", type=int, default=1, help="concurrent connections")
     args = parser.parse_args()
+    print(f"llmrelay build: {gateway.build()}", flush=True)
     if os.geteuid() == 0 and not shutil.which("valgrind"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=True)
     gateway.ensure_tools()

@@ -99,6 +99,9 @@ def main() -> None:
     parser.add_argument("--against", type=Path, help="a checkout whose llmrelay stands for bare")
     args = parser.parse_args()
     base = "baseline" if args.against else "bare"
+    print(f"llmrelay build: {gateway.build()}", flush=True)
+    if args.against:
+        print(f"baseline build: {gateway.build(args.against.resolve() / 'src')}", flush=True)
     gateway.ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llmrelay-shared-core-"))
     upstream_port = gateway.free_port()

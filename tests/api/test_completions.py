@@ -115,6 +115,7 @@ def test_a_stream_without_usage_asked_has_none_and_is_metered(server: Server) ->
     row = ledger_row(server, response.headers["x-request-id"])
     assert row["endpoint"] == "completions" and row["stream"]
     assert row["prompt_tokens"] == 5 and 0 < row["completion_tokens"] <= 4
+    assert 0 < row["ttft_ms"] <= row["latency_ms"]
 
 
 @pytest.mark.parametrize(

@@ -335,6 +335,7 @@ def test_an_anthropic_upstreams_stream_is_passed_byte_for_byte(
     row = ledger_row(relay, response.headers["x-request-id"])
     assert (row["prompt_tokens"], row["completion_tokens"]) == (21, 7)
     assert row["model_served"] == CLAUDE_MODEL
+    assert 0 < row["ttft_ms"] <= row["latency_ms"]  # the first text_delta's time
 
 
 def test_a_key_over_its_rate_limit_gets_anthropics_429(relay: Server, claude: Claude) -> None:

@@ -91,13 +91,22 @@ class Meter:
         return usage.total if usage else 0
 
 
-#: the fields of a delta that carry generated text, as an upstream frames them
-_GENERATED = (b'"content":"', b'"arguments":"', b'"refusal":"')
+#: the fields that carry generated text, as a backend frames them: a chat delta's, a legacy
+#: completion's ``text``, and in a stream of the client's own API the Responses API's string
+#: ``delta`` and Anthropic's ``text`` and ``partial_json``
+_GENERATED = (
+    b'"content":"',
+    b'"arguments":"',
+    b'"refusal":"',
+    b'"text":"',
+    b'"delta":"',
+    b'"partial_json":"',
+)
 
 
 def _generated(item: StreamItem) -> bool:
     if isinstance(item, dict):
-        return any(said(choice.get("delta") or {}) for choice in item.get("choices") or ())
+        return any(said(delta) for delta in chunk_deltas([item]))
     # found with bytes.find: a regular expression tried at every quote of the JSON cost
     # 9k instructions a stream
     for field in _GENERATED:
