@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import NamedTuple
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from llmrelay.api.admin import AdminRoutes
@@ -204,8 +205,25 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         admin,
     ]
     app = Starlette(
-        routes=[route for api in apis for route in api.routes()],
+        routes=_posts_first([route for api in apis for route in api.routes()]),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
     return RequestIdMiddleware(app)
+
+
+#: the paths most requests come by, tried first
+BUSIEST = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
+
+
+def _posts_first(routes: list[Route]) -> list[Route]:
+    """The routes of the busiest APIs' requests first, then the other POST routes, then the
+    rest: Starlette tries routes in turn, some 0.6 µs each, and a Responses API request came
+    after seven."""
+
+    def rank(route: Route) -> int:
+        if route.path in BUSIEST and route.methods and "POST" in route.methods:
+            return BUSIEST.index(route.path)
+        return len(BUSIEST) + (0 if route.methods and "POST" in route.methods else 1)
+
+    return sorted(routes, key=rank)  # stable: each API's routes stay in their order

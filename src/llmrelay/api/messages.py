@@ -76,5 +76,10 @@ class MessagesRoutes:
         return self._gateway.authenticate(headers.get("authorization"), headers.get("x-api-key"))
 
 
+_PASSED = frozenset(h.encode() for h in PASSED_HEADERS)
+
+
 def _passed(request: Request) -> dict[str, str]:
-    return {h: request.headers[h] for h in PASSED_HEADERS if h in request.headers}
+    """The client's headers an Anthropic deployment takes, in one pass over the raw headers
+    (a lookup in Starlette's is a pass of its own)."""
+    return {k.decode(): v.decode() for k, v in request.scope["headers"] if k in _PASSED}

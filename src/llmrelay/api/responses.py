@@ -65,14 +65,12 @@ class ResponsesRoutes:
     def _codec(
         self, request: ResponsesRequest, translated: Translated, key_id: str | None
     ) -> ResponsesCodec:
-        own_input = stored_items(input_items(request))
-
         def done(response: dict[str, Any]) -> None:
             if request.stored:
                 self._store.save(
                     response,
                     key_id=key_id,
-                    input_items=own_input,
+                    input_items=stored_items(input_items(request)),
                     previous_response_id=request.previous_response_id,
                 )
 

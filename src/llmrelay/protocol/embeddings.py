@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-import numpy as np
 
 from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol.decoding import decode
+
+if TYPE_CHECKING:  # NumPy (some 18 MB) only in a server that embeds
+    import numpy as np
 
 MAX_INPUTS = 2048
 

@@ -6,17 +6,15 @@ decided in one place.
 
 from __future__ import annotations
 
-import secrets
-import string
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-_ALPHABET = string.ascii_letters + string.digits
+from llmrelay.protocol.ids import random_text
 
 
 def random_id(prefix: str, length: int = 24) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return prefix + random_text(length)
 
 
 def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from llmrelay.store.database import Database
-from llmrelay.store.ledger_writes import DriverWrites, SQLiteWrites, Writes
+from llmrelay.store.ledger_writes import DriverWrites, SQLiteWrites, Table, Writes
 from llmrelay.store.schema import UsageRow
 from llmrelay.store.spool import Spool, read_segment, sync
 
@@ -46,6 +46,13 @@ USAGE_FIELDS = (
     "ttft_ms",
     "latency_ms",
     "disconnected",  # 0 or 1
+)
+USAGE = Table(
+    UsageRow,
+    USAGE_FIELDS,
+    conflict="request_id",
+    times=("created_at",),
+    booleans=("stream", "disconnected"),
 )
 #: one request's row, by the names of ``USAGE_FIELDS``
 UsageRecord = dict[str, Any]
@@ -85,9 +92,7 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         path = database.sqlite_path
         self._writes: Writes = (
-            SQLiteWrites(path, USAGE_FIELDS)
-            if path is not None
-            else DriverWrites(database.engine, USAGE_FIELDS)
+            SQLiteWrites(path, USAGE) if path is not None else DriverWrites(database.engine, USAGE)
         )
 
     def record(self, record: UsageRecord) -> None:

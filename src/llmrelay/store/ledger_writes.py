@@ -1,4 +1,5 @@
-"""How the ledger's batches reach the database: ``SQLiteWrites`` or ``DriverWrites``.
+"""How batches of rows (the ledger's, the stored responses') reach the database:
+``SQLiteWrites`` or ``DriverWrites``, for a ``Table``.
 
 SQLite: through a connection of the ledger's own, in a thread, one hop per batch, the rows in a
 few INSERTs of many rows each (``VALUES (...), (...), ...``). Through SQLAlchemy and aiosqlite a
@@ -10,10 +11,10 @@ indexes each time: a row cost 48k instructions in all, 37k this way (10,000 rows
 PostgreSQL (any other database): one ``executemany`` through the engine, which asyncpg sends as
 one pipeline.
 
-Either is given the rows as the ledger keeps them (by column name; time in seconds since the
-epoch, booleans as 0 or 1) and turns them into what the columns take. A row whose request id the
-table already has is left out (``ON CONFLICT DO NOTHING``): a spool segment may be written
-twice, if the process died between writing it and deleting it.
+Either is given the rows by column name (times in seconds since the epoch, booleans as 0 or 1,
+JSON values as they are) and turns them into what the columns take. A row whose key the table
+already has is left out (``ON CONFLICT DO NOTHING``): a spool segment may be written twice, if the
+process died between writing it and deleting it.
 """
 
 from __future__ import annotations
@@ -24,18 +25,37 @@ import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+import orjson
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmrelay.store.database import sqlite_pragmas
-from llmrelay.store.schema import UsageRow
+from llmrelay.store.schema import Base
 
-#: one request's row, by column name
+#: one row, by column name
 Row = dict[str, Any]
-_BOOLEANS = ("stream", "disconnected")
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where batches go: the table (its ORM class), its columns in the order a statement takes
+    them, the unique column whose conflict leaves a row out, and the columns whose values are
+    converted: ``times`` (given as seconds since the epoch), ``booleans`` (given as 0 or 1),
+    ``json`` (given as JSON values)."""
+
+    row: type[Base]
+    fields: tuple[str, ...]
+    conflict: str
+    times: tuple[str, ...] = ()
+    booleans: tuple[str, ...] = ()
+    json: tuple[str, ...] = ()
+
+    def places(self, names: tuple[str, ...]) -> list[int]:
+        return [self.fields.index(name) for name in names]
 
 
 class Writes(Protocol):
@@ -46,33 +66,36 @@ class Writes(Protocol):
 
 
 class DriverWrites:
-    """``fields``: the columns of a row, in the order the statement takes them."""
-
-    def __init__(self, engine: AsyncEngine, fields: Sequence[str]) -> None:
+    def __init__(self, engine: AsyncEngine, table: Table) -> None:
         self._engine = engine
-        self._fields = list(fields)
+        self._fields = list(table.fields)
         # compiled once, executed by the driver itself: SQLAlchemy's per-row processing would
         # cost three times the write
-        statement = postgresql.insert(UsageRow).on_conflict_do_nothing(
-            index_elements=["request_id"]
+        statement = postgresql.insert(table.row).on_conflict_do_nothing(
+            index_elements=[table.conflict]
         )
         compiled = statement.compile(dialect=engine.dialect, column_keys=self._fields)
         assert compiled.positiontup == self._fields, "a row is handed over in its fields' order"
         self._insert = compiled.string
-        self._booleans = [self._fields.index(name) for name in _BOOLEANS]
+        self._times = table.places(table.times)
+        self._booleans = table.places(table.booleans)
+        self._json = table.places(table.json)
 
     async def write(self, rows: Sequence[Row]) -> None:
         async with self._engine.begin() as connection:
             await connection.exec_driver_sql(self._insert, [self._values(row) for row in rows])
 
     def _values(self, row: Row) -> tuple[Any, ...]:
-        """The row with its time a naive UTC datetime, as the store keeps times
-        (``datetime.now(UTC).replace(tzinfo=None)`` costs several times as much), and its
-        booleans bools."""
+        """The row with its times naive UTC datetimes, as the store keeps times
+        (``datetime.now(UTC).replace(tzinfo=None)`` costs several times as much), its booleans
+        bools, its JSON values JSON text."""
         values = [row[field] for field in self._fields]
-        values[0] = _EPOCH + timedelta(seconds=values[0])
+        for at in self._times:
+            values[at] = _EPOCH + timedelta(seconds=values[at])
         for at in self._booleans:
             values[at] = bool(values[at])
+        for at in self._json:
+            values[at] = _json_text(values[at])
         return tuple(values)
 
     async def aclose(self) -> None:
@@ -80,16 +103,18 @@ class DriverWrites:
 
 
 class SQLiteWrites:
-    """``path``: the database file (shared with the engine, which reads the rows); ``fields``:
-    the columns of a row."""
+    """``path``: the database file (shared with the engine, which reads the rows)."""
 
-    def __init__(self, path: str, fields: Sequence[str]) -> None:
-        self._fields = list(fields)
+    def __init__(self, path: str, table: Table) -> None:
+        self._fields = list(table.fields)
+        self._times = table.places(table.times)
+        self._json = table.places(table.json)
         columns = ", ".join(self._fields)
         values = "(" + ", ".join("?" * len(self._fields)) + ")"
+        name = table.row.__tablename__
         self._inserts = {
-            size: f"INSERT INTO usage ({columns}) VALUES {', '.join([values] * size)}"
-            " ON CONFLICT (request_id) DO NOTHING"
+            size: f"INSERT INTO {name} ({columns}) VALUES {', '.join([values] * size)}"
+            f" ON CONFLICT ({table.conflict}) DO NOTHING"
             for size in _CHUNKS
         }
         self._path = path
@@ -110,13 +135,22 @@ class SQLiteWrites:
             self._connection = connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            fields = self._fields
-            for size, values in _in_chunks([_sqlite_time(row, fields) for row in rows]):
+            for size, values in _in_chunks([self._values(row) for row in rows]):
                 connection.executemany(self._inserts[size], values)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    def _values(self, row: Row) -> list[Any]:
+        """The row's values, its times the text SQLAlchemy stores on SQLite for a naive UTC
+        datetime (at a quarter of the cost of making the datetime), its JSON values text."""
+        values = [row[field] for field in self._fields]
+        for at in self._times:
+            values[at] = _sqlite_time(values[at])
+        for at in self._json:
+            values[at] = _json_text(values[at])
+        return values
 
     async def aclose(self) -> None:
         if self._connection is not None:
@@ -146,16 +180,16 @@ def _in_chunks(rows: list[list[Any]]) -> Iterator[tuple[int, list[tuple[Any, ...
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _sqlite_time(row: Row, fields: list[str]) -> list[Any]:
-    """The row's values, its time the text SQLAlchemy stores on SQLite for a naive UTC
-    datetime, at a quarter of the cost of making the datetime (a batch's rows share a few
-    seconds). ``%06d`` truncates as ``int`` does, and costs a fifth of a format spec's
-    ``:06d``."""
-    values = [row[field] for field in fields]
-    seconds = values[0]
+def _sqlite_time(seconds: float) -> str:
+    """A time as SQLAlchemy stores a naive UTC datetime on SQLite (a batch's rows share a few
+    seconds, whose text is cached). ``%06d`` truncates as ``int`` does, and costs a fifth of a
+    format spec's ``:06d``."""
     whole = int(seconds)
-    values[0] = "%s.%06d" % (_second(whole), (seconds - whole) * 1_000_000)  # noqa: UP031
-    return values
+    return "%s.%06d" % (_second(whole), (seconds - whole) * 1_000_000)  # noqa: UP031
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 @functools.lru_cache(maxsize=8)

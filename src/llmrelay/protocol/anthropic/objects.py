@@ -3,12 +3,12 @@ blocks, its ``usage``; and its errors' shape."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import orjson
 
 from llmrelay.errors import LLMRelayError
+from llmrelay.protocol.ids import random_text
 
 #: chat finish reasons as the Messages API's stop reasons
 STOP_REASONS = {
@@ -32,7 +32,7 @@ ERROR_TYPES = {
 
 
 def new_id(prefix: str = "msg_") -> str:
-    return prefix + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+    return prefix + random_text(24)
 
 
 def message_object(completion: dict[str, Any], message_id: str) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
+from llmrelay.protocol.ids import random_hex
 from llmrelay.protocol.responses.request import ResponsesRequest
 
 #: chat finish reasons that leave a response incomplete, and the reason it then gives
@@ -15,7 +15,7 @@ INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 def new_id(prefix: str) -> str:
     """An id as OpenAI's look: ``resp_``, ``msg_``, ``fc_`` and 48 hex digits."""
-    return prefix + secrets.token_hex(24)
+    return prefix + random_hex(48)
 
 
 def response_object(
