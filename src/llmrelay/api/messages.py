@@ -37,14 +37,12 @@ class MessagesRoutes:
         parse = parse_messages_request
         body, parsed = await read_request(self._gateway, caller, request, self._read_body, parse)
         translated = to_chat(parsed)
-        call = Call(
-            model=parsed.model,
-            stream=bool(parsed.stream),
-            chat=translated.chat,
-            api="messages",
-            body=body,
+        call = Call.of_translated(
+            "messages",
+            parsed,
+            translated,
+            body,
             max_output=parsed.max_tokens,
-            untranslatable=translated.error,
             headers=_passed(request),
         )
         codec = MessagesCodec(parsed, translated)

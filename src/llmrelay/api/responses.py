@@ -50,14 +50,8 @@ class ResponsesRoutes:
             translated = Translated(None, _kept_upstream())
         else:
             translated = to_chat(parsed, context)
-        call = Call(
-            model=parsed.model,
-            stream=bool(parsed.stream),
-            chat=translated.chat,
-            api="responses",
-            body=body,
-            max_output=parsed.max_output_tokens,
-            untranslatable=translated.error,
+        call = Call.of_translated(
+            "responses", parsed, translated, body, max_output=parsed.max_output_tokens
         )
         codec = self._codec(parsed, translated, caller.id if caller else None)
         return await serve(self._gateway, request, caller, call, codec, len(body))

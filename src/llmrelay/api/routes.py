@@ -15,7 +15,7 @@ from llmrelay.api.serving import json_response, read_request, serve
 from llmrelay.api.sse import EventStream
 from llmrelay.errors import InvalidRequestError, NotFoundError
 from llmrelay.gateway.pipeline import Gateway
-from llmrelay.protocol.codec import ChatCodec, NativeCodec
+from llmrelay.protocol.codec import ChatCodec
 from llmrelay.protocol.completions import parse_completions_request
 from llmrelay.protocol.embeddings import parse_embeddings_request
 from llmrelay.protocol.request import parse_chat_request
@@ -56,7 +56,7 @@ class Routes:
         body, parsed = await read_request(self._gateway, caller, request, self.body, parse)
         # nothing is generated: only the input is charged
         call = _native_call("embeddings", parsed.model, parsed, body, choices=0)
-        codec = NativeCodec("embeddings")
+        codec = ChatCodec(False, endpoint="embeddings")
         return await serve(self._gateway, request, caller, call, codec, len(body))
 
     async def completions(self, request: Request) -> Response | EventStream:
@@ -72,7 +72,7 @@ class Routes:
             max_output=parsed.limit,
             choices=(parsed.n or 1) * len(parsed.prompts()),
         )
-        codec = NativeCodec("completions", parsed.include_usage)
+        codec = ChatCodec(parsed.include_usage, endpoint="completions")
         return await serve(self._gateway, request, caller, call, codec, len(body))
 
     async def body(self, request: Request) -> bytes:

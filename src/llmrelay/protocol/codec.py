@@ -72,29 +72,12 @@ class Codec(Protocol):
 
 
 class ChatCodec:
-    """Chat Completions: the internal format itself."""
+    """Chat Completions: the internal format itself. Also the APIs that only backends that
+    speak them answer (embeddings, legacy completions: ``endpoint``): their answers as they
+    came, their streams framed as chat's are (the usage chunk only if asked for, then
+    ``[DONE]``)."""
 
-    endpoint = "chat"
-
-    def __init__(self, include_usage: bool) -> None:
-        self._include_usage = include_usage
-
-    def answer(self, body: dict[str, Any], native: bool) -> dict[str, Any]:
-        return body
-
-    def encoder(self, native: bool) -> StreamEncoder:
-        return ChatEncoder(self._include_usage)
-
-    def rename(self, error: InvalidRequestError) -> None:
-        pass  # the backend's request is this API's
-
-
-class NativeCodec:
-    """An API that only backends that speak it answer (embeddings, legacy completions): their
-    answers as they came, their streams framed as Chat Completions' are (the usage chunk only if
-    asked for, then ``[DONE]``)."""
-
-    def __init__(self, endpoint: str, include_usage: bool = False) -> None:
+    def __init__(self, include_usage: bool, endpoint: str = "chat") -> None:
         self.endpoint = endpoint
         self._include_usage = include_usage
 

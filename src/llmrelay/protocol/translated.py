@@ -4,10 +4,14 @@ to name a chat parameter (in a backend's 400) as the inbound request named it.""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from llmrelay.errors import InvalidRequestError, UnsupportedParameterError
+from llmrelay.protocol.decoding import validation_error
 from llmrelay.protocol.request import ChatRequest
 
 _MESSAGE = re.compile(r"messages\[(\d+)\]")
@@ -47,3 +51,22 @@ class Translated:
             if (match := re.match(chat, param)) is not None:
                 error.param = match.expand(inbound) + param[match.end() :]
                 return
+
+
+def translate(
+    build: Callable[[list[str]], dict[str, Any]], params: Mapping[str, str]
+) -> Translated:
+    """The chat request that ``build`` writes (noting where each message came from in the list
+    it is given), checked as a ``ChatRequest``; or the 400 that says why there is none, naming
+    the parameter as the inbound request names it."""
+    sources: list[str] = []
+    try:
+        body = build(sources)
+    except Untranslatable as exc:
+        return Translated(None, exc.error)
+    try:
+        return Translated(msgspec.convert(body, ChatRequest), None, sources, params)
+    except msgspec.ValidationError as exc:
+        error = validation_error(str(exc))
+        Translated(None, None, sources, params).rename(error)
+        return Translated(None, error)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from llmrelay.errors import InvalidRequestError
 from llmrelay.outcome import Outcome
 from llmrelay.protocol.request import ChatRequest
+from llmrelay.protocol.translated import Translated
 
 Chunk = dict[str, Any]
 #: A chunk object, or bytes: chunks an upstream already framed as server-sent events, which are
@@ -97,6 +98,31 @@ class Call:
             body=body,
             max_output=chat.completion_limit,
             choices=chat.n or 1,
+        )
+
+    @classmethod
+    def of_translated(
+        cls,
+        api: str,
+        request: Any,
+        translated: Translated,
+        body: bytes,
+        *,
+        max_output: int | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Call:
+        """A request of ``api`` (``request``: as its route parsed it), with its chat request
+        (or the error that says why there is none)."""
+        return cls(
+            model=request.model,
+            stream=bool(request.stream),
+            chat=translated.chat,
+            api=api,
+            body=body,
+            max_output=max_output,
+            untranslatable=translated.error,
+            headers=headers,
+            request=request,
         )
 
     def chat_request(self) -> ChatRequest:

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import orjson
 
 from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol.anthropic.request import CountTokensRequest, MessagesRequest
-from llmrelay.protocol.decoding import validation_error
-from llmrelay.protocol.request import ChatRequest
-from llmrelay.protocol.translated import Translated, Untranslatable
+from llmrelay.protocol.translated import Translated, Untranslatable, translate
 
 NATIVE = "a `provider: anthropic` deployment"
 #: chat parameters named otherwise here: a pattern of the name's start, and its replacement
@@ -36,17 +33,7 @@ _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 
 
 def to_chat(request: MessagesRequest | CountTokensRequest) -> Translated:
-    sources: list[str] = []
-    try:
-        body = _chat_body(request, sources)
-    except Untranslatable as exc:
-        return Translated(None, exc.error)
-    try:
-        return Translated(msgspec.convert(body, ChatRequest), None, sources, PARAMS)
-    except msgspec.ValidationError as exc:
-        error = validation_error(str(exc))
-        Translated(None, None, sources, PARAMS).rename(error)
-        return Translated(None, error)
+    return translate(lambda sources: _chat_body(request, sources), PARAMS)
 
 
 def _chat_body(request: MessagesRequest | CountTokensRequest, sources: list[str]) -> dict[str, Any]:

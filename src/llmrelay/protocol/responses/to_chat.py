@@ -15,14 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from llmrelay.errors import InvalidRequestError
-from llmrelay.protocol.decoding import validation_error
-from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.responses.objects import input_items
 from llmrelay.protocol.responses.request import ResponsesRequest
-from llmrelay.protocol.translated import Translated, Untranslatable
+from llmrelay.protocol.translated import Translated, Untranslatable, translate
 
 #: Responses content parts and the chat part each becomes
 _TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "reasoning_text")
@@ -42,17 +38,7 @@ NATIVE = "`responses: native`"
 def to_chat(request: ResponsesRequest, context: list[dict[str, Any]]) -> Translated:
     """The chat request for a Responses request whose conversation so far is ``context`` (the
     items of the responses it follows)."""
-    sources: list[str] = []
-    try:
-        body = _chat_body(request, context, sources)
-    except Untranslatable as exc:
-        return Translated(None, exc.error)
-    try:
-        return Translated(msgspec.convert(body, ChatRequest), None, sources, PARAMS)
-    except msgspec.ValidationError as exc:
-        error = validation_error(str(exc))
-        Translated(None, None, sources, PARAMS).rename(error)
-        return Translated(None, error)
+    return translate(lambda sources: _chat_body(request, context, sources), PARAMS)
 
 
 def _chat_body(
