@@ -18,7 +18,8 @@ llmrelay / bare (the cost of keys, limits and the ledger, in requests/s and in C
 request) and llmrelay / LiteLLM. Both llmrelays send OpenAI's x-ratelimit-* headers (bare reports
 its key unlimited).
 
-With --api responses or --api messages (Anthropic's Messages API), llmrelay and LiteLLM are also
+With --api responses, --api responses-unstored (``store: false``: nothing kept) or
+--api messages (Anthropic's Messages API), llmrelay and LiteLLM are also
 loaded through that API in the same rounds (llmrelay translates either to Chat Completions for
 the upstream; LiteLLM relays Responses requests to nginx's fixed Responses answer, its fastest
 way, and translates Messages requests to Chat Completions as llmrelay does), and it prints
@@ -26,7 +27,8 @@ llmrelay's figure over its own Chat Completions figure and over LiteLLM's.
 
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
-[--pairs 5] [--rounds 2] [--no-litellm] [--api responses] [--api messages]
+[--pairs 5] [--rounds 2] [--no-litellm] [--api responses] [--api responses-unstored]
+[--api messages]
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ def _responses_sse() -> str:
 #: each API's path, and its request body (streamed or not)
 APIS: dict[str, tuple[str, dict[str, object]]] = {
     "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello"}]}),
-    "responses": ("/v1/responses", {"input": "Hello"}),
+    "responses": ("/v1/responses", {"input": "Hello"}),  # stored, as OpenAI's default
+    "responses-unstored": ("/v1/responses", {"input": "Hello", "store": False}),
     "messages": (
         "/v1/messages",
         {"max_tokens": 100, "messages": [{"role": "user", "content": "Hello"}]},
@@ -420,7 +423,7 @@ def main() -> None:
         choices=[api for api in APIS if api != "chat"],
         action="append",
         default=[],
-        help="also load llmrelay (and LiteLLM) through this API (may be given twice)",
+        help="also load llmrelay (and LiteLLM) through this API (may be given again)",
     )
     args = parser.parse_args()
     print(f"llmrelay build: {build()}", flush=True)
