@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,19 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from llmrelay.config import ConfigError, load_config
-from llmrelay.store.database import Database, sqlite_url
+from llmrelay.store.database import Database
 from llmrelay.store.ledger import USAGE_FIELDS, Ledger, UsageRecord
 from llmrelay.store.schema import UsageRow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[Database]:
-    database = Database(sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url)
-    await database.migrate()
-    yield database
-    await database.aclose()
 
 
 def record(key_id: str, n: int, started: float) -> UsageRecord:

@@ -5,24 +5,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from llmrelay.store.database import Database, sqlite_url
+from llmrelay.store.database import Database
 from llmrelay.store.responses import ResponseStore
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[Database]:
-    database = Database(sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url)
-    await database.migrate()
-    yield database
-    await database.aclose()
 
 
 def response(number: int, text: str = "Hello, ünïcode ✓") -> dict[str, Any]:

@@ -70,3 +70,12 @@ def translate(
         error = validation_error(str(exc))
         Translated(None, None, sources, params).rename(error)
         return Translated(None, error)
+
+
+def add_options(body: dict[str, Any], options: Mapping[str, Any], *, stream: bool | None) -> None:
+    """Set on a chat request's ``body`` the ``options`` given (None: not given), and ask a
+    stream for its usage (the meter's, and the translated stream's last event's)."""
+    body.update({name: value for name, value in options.items() if value is not None})
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}

@@ -20,7 +20,7 @@ import orjson
 
 from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol.anthropic.request import CountTokensRequest, MessagesRequest
-from llmrelay.protocol.translated import Translated, Untranslatable, translate
+from llmrelay.protocol.translated import Translated, Untranslatable, add_options, translate
 
 NATIVE = "a `provider: anthropic` deployment"
 #: chat parameters named otherwise here: a pattern of the name's start, and its replacement
@@ -57,10 +57,7 @@ def _chat_body(request: MessagesRequest | CountTokensRequest, sources: list[str]
             "stop": request.stop_sequences or None,
             "user": (request.metadata or {}).get("user_id"),
         }
-        body.update({k: v for k, v in optional.items() if v is not None})
-        if request.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+        add_options(body, optional, stream=request.stream)
     if request.tools:
         body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
         if request.tool_choice is not None:

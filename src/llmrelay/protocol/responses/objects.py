@@ -14,8 +14,10 @@ INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def new_id(prefix: str) -> str:
-    """An id as OpenAI's look: ``resp_``, ``msg_``, ``fc_`` and 48 hex digits."""
-    return prefix + random_hex(48)
+    """An id as OpenAI's look: ``resp_``, ``msg_``, ``fc_`` and 48 hex digits, the first eight
+    the time in seconds. Time-ordered, a stored response's id lands at the end of the store's
+    index: random ones landed all over it, and each batch of rows rewrote most of its pages."""
+    return f"{prefix}{int(time.time()):08x}{random_hex(40)}"
 
 
 def response_object(

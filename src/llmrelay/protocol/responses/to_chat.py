@@ -18,7 +18,7 @@ from typing import Any
 from llmrelay.errors import InvalidRequestError
 from llmrelay.protocol.responses.objects import input_items
 from llmrelay.protocol.responses.request import ResponsesRequest
-from llmrelay.protocol.translated import Translated, Untranslatable, translate
+from llmrelay.protocol.translated import Translated, Untranslatable, add_options, translate
 
 #: Responses content parts and the chat part each becomes
 _TEXT_PARTS = ("input_text", "output_text", "text", "summary_text", "reasoning_text")
@@ -67,10 +67,7 @@ def _chat_body(
         "safety_identifier": request.safety_identifier,
         "prompt_cache_key": request.prompt_cache_key,
     }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    if request.stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+    add_options(body, optional, stream=request.stream)
     if request.tools:
         body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
     if request.tool_choice is not None:
