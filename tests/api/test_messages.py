@@ -183,10 +183,16 @@ def test_a_forced_tool_use_then_its_result(server: Server, claude: Claude) -> No
 def test_count_tokens_counts_the_prompt(server: Server, claude: Claude) -> None:
     client = claude(server)
     short = client.messages.count_tokens(model=MODEL, messages=HELLO)
-    longer = client.messages.count_tokens(
-        model=MODEL, messages=HELLO, system="You answer in three languages, politely."
-    )
+    more = [*HELLO, {"role": "assistant", "content": "Hello!"}, *HELLO]
+    longer = client.messages.count_tokens(model=MODEL, messages=more)
     assert 0 < short.input_tokens < longer.input_tokens
+    # the built-in engine counts as its answers' usage does, its chat template included (a
+    # system prompt of the client's own stands in for the template's)
+    system = "You answer in three languages, politely."
+    for messages, prompt in ((HELLO, {}), (more, {"system": system})):
+        counted = client.messages.count_tokens(model=MODEL, messages=messages, **prompt)
+        answer = client.messages.create(model=MODEL, max_tokens=1, messages=messages, **prompt)
+        assert counted.input_tokens == answer.usage.input_tokens
 
 
 def test_errors_in_anthropics_shape(server: Server, claude: Claude) -> None:

@@ -49,8 +49,9 @@ class MessagesRoutes:
         return await serve(self._gateway, request, caller, call, codec, len(body))
 
     async def count_tokens(self, request: Request) -> Response:
-        """Counted by an Anthropic deployment of the model, or else by llmrelay's tokenizer (an
-        estimate: the chat prompt, counted with the built-in model's vocabulary)."""
+        """Counted by an Anthropic deployment of the model, by the built-in engine (exactly, as
+        its answer's usage counts), or else by llmrelay's tokenizer (an estimate: the chat
+        prompt, counted with the built-in model's vocabulary)."""
         caller = self._caller(request)
         body = await self._read_body(request)
         parsed = parse_count_tokens_request(body)
@@ -66,8 +67,11 @@ class MessagesRoutes:
         if translated.chat is None:
             assert translated.error is not None
             raise translated.error
-        counted = await counted_usage(translated.chat, [])
-        return json_response({"input_tokens": counted["prompt_tokens"]})
+        provider = router.resolve(parsed.model)[0].provider
+        counted = await provider.prompt_tokens(translated.chat)
+        if counted is None:
+            counted = (await counted_usage(translated.chat, []))["prompt_tokens"]
+        return json_response({"input_tokens": counted})
 
     def _caller(self, request: Request) -> KeyRecord | None:
         headers = request.headers

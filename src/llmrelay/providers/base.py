@@ -164,6 +164,11 @@ class Provider(ABC):
         and body the backend answered."""
         raise NotImplementedError(f"{type(self).__name__} relays no API natively")
 
+    async def prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The tokens the request's prompt takes here, as an answer's usage would count them;
+        None where only the backend could tell (a count is then estimated)."""
+        return None
+
     def output_tokens(self, asked: int | None) -> int:
         """The longest answer a request that asks for ``asked`` tokens (None: no limit) gets."""
         tokens = asked or self.max_output_tokens

@@ -22,7 +22,7 @@ from llmrelay.providers.local_completions import (
     plan_completion,
     stream_text,
 )
-from llmrelay.providers.local_request import EnginePlan, plan_request
+from llmrelay.providers.local_request import EnginePlan, plan_request, prompt_tokens
 
 
 class LocalProvider(Provider):
@@ -135,6 +135,9 @@ class LocalProvider(Provider):
                 yield event  # type: ignore[misc]
         except EngineError as exc:
             raise LLMRelayError(str(exc)) from exc
+
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        return prompt_tokens(request, self.engine, self.model_name)
 
     def _answered(self, outcome: Outcome, used: Usage) -> None:
         outcome.served_by(self.model_name)

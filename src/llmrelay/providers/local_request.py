@@ -86,6 +86,14 @@ def _unsupported(param: str, what: str, model: str) -> UnsupportedParameterError
     )
 
 
+def prompt_tokens(request: ChatRequest, engine: LocalEngine, model_name: str) -> int:
+    """How many tokens the request's prompt takes, as its answer's usage would count them (the
+    chat template's own included), whether or not the context holds them."""
+    _refuse_unsupported(request, model_name)
+    tools = _tools_and_grammar(request)[0]
+    return len(engine.tokenize(engine.template.render(request.messages, tools)))
+
+
 def _refuse_unsupported(request: ChatRequest, model: str) -> None:
     for i, message in enumerate(request.messages):
         if isinstance(message, UserMessage) and not isinstance(message.content, str):
