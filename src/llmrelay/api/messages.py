@@ -17,7 +17,6 @@ from llmrelay.protocol.anthropic.request import parse_count_tokens_request, pars
 from llmrelay.protocol.anthropic.to_chat import to_chat
 from llmrelay.providers.anthropic import PASSED_HEADERS
 from llmrelay.providers.base import Call
-from llmrelay.providers.counting import counted_usage
 from llmrelay.store.keys import KeyRecord
 
 
@@ -49,9 +48,9 @@ class MessagesRoutes:
         return await serve(self._gateway, request, caller, call, codec, len(body))
 
     async def count_tokens(self, request: Request) -> Response:
-        """Counted by an Anthropic deployment of the model, by the built-in engine (exactly, as
-        its answer's usage counts), or else by llmrelay's tokenizer (an estimate: the chat
-        prompt, counted with the built-in model's vocabulary)."""
+        """Counted by an Anthropic deployment of the model, or else by the model's first
+        deployment for the translated chat prompt (exactly on the built-in engine, an estimate
+        elsewhere)."""
         caller = self._caller(request)
         body = await self._read_body(request)
         parsed = parse_count_tokens_request(body)
@@ -67,10 +66,7 @@ class MessagesRoutes:
         if translated.chat is None:
             assert translated.error is not None
             raise translated.error
-        provider = router.resolve(parsed.model)[0].provider
-        counted = await provider.prompt_tokens(translated.chat)
-        if counted is None:
-            counted = (await counted_usage(translated.chat, []))["prompt_tokens"]
+        counted = await router.prompt_tokens(parsed.model, translated.chat)
         return json_response({"input_tokens": counted})
 
     def _caller(self, request: Request) -> KeyRecord | None:

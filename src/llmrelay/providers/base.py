@@ -23,6 +23,7 @@ from llmrelay.errors import InvalidRequestError
 from llmrelay.outcome import Outcome
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.protocol.translated import Translated
+from llmrelay.providers.counting import counted_usage
 
 Chunk = dict[str, Any]
 #: A chunk object, or bytes: chunks an upstream already framed as server-sent events, which are
@@ -164,10 +165,10 @@ class Provider(ABC):
         and body the backend answered."""
         raise NotImplementedError(f"{type(self).__name__} relays no API natively")
 
-    async def prompt_tokens(self, request: ChatRequest) -> int | None:
-        """The tokens the request's prompt takes here, as an answer's usage would count them;
-        None where only the backend could tell (a count is then estimated)."""
-        return None
+    async def prompt_tokens(self, request: ChatRequest) -> int:
+        """The tokens the request's prompt takes here, as an answer's usage would count them:
+        estimated with the built-in tokenizer, unless the provider can tell exactly."""
+        return (await counted_usage(request, []))["prompt_tokens"]
 
     def output_tokens(self, asked: int | None) -> int:
         """The longest answer a request that asks for ``asked`` tokens (None: no limit) gets."""

@@ -22,7 +22,7 @@ from llmrelay.providers.local_completions import (
     plan_completion,
     stream_text,
 )
-from llmrelay.providers.local_request import EnginePlan, plan_request, prompt_tokens
+from llmrelay.providers.local_request import EnginePlan, count_prompt, plan_request
 
 
 class LocalProvider(Provider):
@@ -137,7 +137,7 @@ class LocalProvider(Provider):
             raise LLMRelayError(str(exc)) from exc
 
     async def prompt_tokens(self, request: ChatRequest) -> int:
-        return prompt_tokens(request, self.engine, self.model_name)
+        return count_prompt(request, self.engine, self.model_name)
 
     def _answered(self, outcome: Outcome, used: Usage) -> None:
         outcome.served_by(self.model_name)

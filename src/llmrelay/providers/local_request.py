@@ -50,7 +50,7 @@ def plan_request(
     """Check the request against what the engine can do and translate it; raise a 400 if not."""
     _refuse_unsupported(request, model_name)
     tools, tool_mode, grammar, trigger, callable_functions = _tools_and_grammar(request)
-    prompt = engine.tokenize(engine.template.render(request.messages, tools))
+    prompt = _prompt(request, engine, tools)
     n = request.n or 1
     if n > engine.slots:
         raise InvalidRequestError(
@@ -86,12 +86,16 @@ def _unsupported(param: str, what: str, model: str) -> UnsupportedParameterError
     )
 
 
-def prompt_tokens(request: ChatRequest, engine: LocalEngine, model_name: str) -> int:
+def count_prompt(request: ChatRequest, engine: LocalEngine, model_name: str) -> int:
     """How many tokens the request's prompt takes, as its answer's usage would count them (the
     chat template's own included), whether or not the context holds them."""
     _refuse_unsupported(request, model_name)
-    tools = _tools_and_grammar(request)[0]
-    return len(engine.tokenize(engine.template.render(request.messages, tools)))
+    return len(_prompt(request, engine, _tools_and_grammar(request)[0]))
+
+
+def _prompt(request: ChatRequest, engine: LocalEngine, tools: list[FunctionDef]) -> list[int]:
+    """The prompt's tokens: the messages and tools in the model's chat template."""
+    return engine.tokenize(engine.template.render(request.messages, tools))
 
 
 def _refuse_unsupported(request: ChatRequest, model: str) -> None:

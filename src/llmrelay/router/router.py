@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError, UnavailableError
 from llmrelay.outcome import Outcome
+from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import Call, ChunkStream, Provider, StreamItem
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,11 @@ class Router:
         if deployment.failures:
             log.info("request %s: %s is answering again", request_id, deployment.label)
         deployment.failures, deployment.resting_until = 0, 0.0
+
+    async def prompt_tokens(self, model: str, request: ChatRequest) -> int:
+        """The tokens ``request``'s prompt takes on ``model``, as its first deployment counts
+        them."""
+        return await self.resolve(model)[0].provider.prompt_tokens(request)
 
     def speaks(self, api: str, model: str) -> Provider | None:
         """A provider of ``model`` that speaks ``api`` itself, if it has one."""

@@ -15,8 +15,8 @@ INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 def new_id(prefix: str) -> str:
     """An id as OpenAI's look: ``resp_``, ``msg_``, ``fc_`` and 48 hex digits, the first eight
-    the time in seconds. Time-ordered, a stored response's id lands at the end of the store's
-    index: random ones landed all over it, and each batch of rows rewrote most of its pages."""
+    the time in seconds: time-ordered, so that a stored response's id lands at the end of the
+    store's index, not all over it."""
     return f"{prefix}{int(time.time()):08x}{random_hex(40)}"
 
 
