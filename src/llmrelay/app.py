@@ -173,9 +173,8 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         # full collections scan only what requests create
         gc.collect()
         gc.freeze()
-        # and collections fourteen times rarer: at the default 700 allocations, 32 requests in
-        # flight kept each other's objects surviving into older generations, and collecting
-        # cost 20k instructions a request (50k with keys, limits and the ledger)
+        # and collections rarer: at the default 700 allocations, requests in flight keep each
+        # other's objects surviving into older generations, which are then collected often
         gc.set_threshold(GC_THRESHOLD, 10, 10)
         yield
         # requests the server stopped waiting for record themselves as they end
@@ -218,8 +217,7 @@ BUSIEST = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
 
 def _posts_first(routes: list[Route]) -> list[Route]:
     """The routes of the busiest APIs' requests first, then the other POST routes, then the
-    rest: Starlette tries routes in turn, some 0.6 µs each, and a Responses API request came
-    after seven."""
+    rest: Starlette tries routes in turn, each try a cost on every request."""
 
     def rank(route: Route) -> int:
         if route.path in BUSIEST and route.methods and "POST" in route.methods:

@@ -118,8 +118,7 @@ class LocalCounters:
     """Counters in this process.
 
     Not ``limits``' memory storage: that one starts an asyncio task on nearly every call to look
-    for expired counters, and looks through all of them (4.7 µs a call in a tight loop, where
-    that task never got to run; more in the server). Here a counter is looked up by name once a
+    for expired counters, and looks through all of them. Here a counter is looked up by name once a
     window, a charge adds to it, and expired counters are swept once a minute.
     """
 

@@ -251,7 +251,7 @@ class Limiter:
 def _headers(plan: _Plan, counts: list[int], reset: str) -> dict[str, str]:
     """The ``x-ratelimit-*`` headers of a key whose windows hold ``counts`` (in the order of
     ``plan.windows``; a budget's count may follow)."""
-    if len(plan.windows) == 2:  # both windows: one dict display, 5k instructions less than below
+    if len(plan.windows) == 2:  # both windows, the common case: one dict display
         (_, rpm, rpm_text, _), (_, tpm, tpm_text, _) = plan.windows
         requests, tokens = counts[0], counts[1]
         return {

@@ -2,8 +2,7 @@
 
 They must be unique, not secret: who may read a stored response is checked against its key, not
 left to its id being unguessable. So they come from one generator seeded by the OS, not from the
-OS each time: ``secrets`` is a system call a draw, and a Responses API request made four of them
-(some 17 µs a request, a sixth of what the gateway spent on it).
+OS each time: ``secrets`` is a system call a draw, and a Responses API request makes several.
 """
 
 from __future__ import annotations

@@ -4,9 +4,8 @@
 SQLite: through a connection of the ledger's own, in a thread, one hop per batch, the rows in a
 few INSERTs of many rows each (``VALUES (...), (...), ...``). Through SQLAlchemy and aiosqlite a
 statement took about five hops between the event loop and aiosqlite's thread, and
-``executemany`` makes SQLite run its statement anew for every row, opening the table and both
-indexes each time: a row cost 48k instructions in all, 37k this way (10,000 rows in batches of
-500 under callgrind; 9k less per request in ``bench/instructions.py``).
+``executemany`` makes SQLite run its statement anew for every row, opening the table and its
+indexes each time.
 
 PostgreSQL (any other database): one ``executemany`` through the engine, which asyncpg sends as
 one pipeline.
@@ -159,9 +158,9 @@ class SQLiteWrites:
 
 
 #: the rows of one SQLite INSERT: a batch goes in as few as these make up, each statement
-#: prepared once. The largest takes 960 values, within the limit of any SQLite (999 before 3.32),
-#: and binding them holds the GIL for about half a million instructions (256 rows cost no fewer
-#: instructions a row, and held it four times as long, which a request arriving meanwhile waits)
+#: prepared once. The largest takes 960 values, within the limit of any SQLite (999 before 3.32);
+#: larger ones cost no less a row and hold the GIL longer while binding, which a request
+#: arriving meanwhile waits for
 _CHUNKS = (64, 16, 4, 1)
 
 

@@ -4,10 +4,9 @@
 
 A response is kept in memory at once (a conversation's next turn may come straight after) and
 written to the database in batches, off the request path, as the ledger writes its rows
-(``ledger_writes``: through SQLAlchemy, storing a response cost a quarter of what a request
-through the Responses API did); reads look in memory first. A
-response that a backend made itself (``responses: native``) is stored as whose it is and which
-model made it: the backend keeps the rest.
+(``ledger_writes``, not the ORM); reads look in memory first. A response that a backend made
+itself (``responses: native``) is stored as whose it is and which model made it: the backend
+keeps the rest.
 """
 
 from __future__ import annotations
