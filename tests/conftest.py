@@ -119,7 +119,7 @@ def sdk_client(server: Server, transport: ValidatingTransport) -> openai.OpenAI:
 
 
 def post_chat(
-    server: Server, body: bytes | dict[str, Any], key: str | None = API_KEY
+    server: Server, body: bytes | dict[str, Any], key: str | None = API_KEY, timeout: float = 60
 ) -> httpx2.Response:
     """A raw ``POST /v1/chat/completions``, for what the SDK would not send or would hide."""
     headers = {"content-type": "application/json"}
@@ -127,8 +127,8 @@ def post_chat(
         headers["authorization"] = f"Bearer {key}"
     url = f"{server.base_url}/chat/completions"
     if isinstance(body, dict):
-        return httpx2.post(url, json=body, headers=headers, timeout=60)
-    return httpx2.post(url, content=body, headers=headers, timeout=60)
+        return httpx2.post(url, json=body, headers=headers, timeout=timeout)
+    return httpx2.post(url, content=body, headers=headers, timeout=timeout)
 
 
 @pytest.fixture

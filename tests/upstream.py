@@ -208,7 +208,29 @@ async def answer(up: Upstream, request: web.Request, body: dict[str, Any]) -> we
     return web.json_response(_completion({"role": "assistant", "content": "Hello, world!"}, "stop"))
 
 
-async def stream(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+#: what ``cached`` reports: most of its prompt read from the upstream's cache
+CACHED_USAGE = {
+    "prompt_tokens": 1000,
+    "completion_tokens": 10,
+    "total_tokens": 1010,
+    "prompt_tokens_details": {"cached_tokens": 800, "audio_tokens": 0},
+}
+
+
+async def cached(up: Upstream, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """An answer whose prompt was mostly cached upstream, as OpenAI reports it."""
+    if body.get("stream"):
+        return await stream(up, request, body, CACHED_USAGE)
+    completion = _completion({"role": "assistant", "content": "Hello, world!"}, "stop")
+    return web.json_response({**completion, "usage": CACHED_USAGE})
+
+
+async def stream(
+    up: Upstream,
+    request: web.Request,
+    body: dict[str, Any],
+    usage: dict[str, Any] | None = None,
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
     await response.write(
@@ -221,7 +243,7 @@ async def stream(up: Upstream, request: web.Request, body: dict[str, Any]) -> we
         )
     await response.write(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
     if (body.get("stream_options") or {}).get("include_usage"):
-        usage = {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}
+        usage = usage or {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}
         await response.write(_chunk([], usage=usage))
     await response.write(b"data: [DONE]\n\n")
     return response
@@ -466,6 +488,7 @@ SCRIPTS: dict[
     str, Callable[[Upstream, web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 ] = {
     "answer": answer,
+    "cached": cached,
     "cut": cut,
     "endless": endless,
     "no-usage": no_usage,

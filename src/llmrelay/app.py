@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from llmrelay.api.admin import AdminRoutes
 from llmrelay.api.errors import EXCEPTION_HANDLERS
 from llmrelay.api.messages import MessagesRoutes
-from llmrelay.api.middleware import RequestIdMiddleware
+from llmrelay.api.metrics import MetricsRoute
+from llmrelay.api.middleware import Observer, RequestIdMiddleware
 from llmrelay.api.responses import ResponsesRoutes
 from llmrelay.api.routes import Routes
 from llmrelay.config import (
@@ -33,7 +36,11 @@ from llmrelay.engine.packaged import embedding_model_dir
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.counters import Counters, LocalCounters, SharedCounters
 from llmrelay.gateway.limits import Limiter
+from llmrelay.gateway.periodic import Periodic
 from llmrelay.gateway.pipeline import Gateway
+from llmrelay.observe.metrics import Metrics
+from llmrelay.observe.requestlog import RequestLog
+from llmrelay.pricing.price import FREE, Price, published_price
 from llmrelay.providers.anthropic import AnthropicProvider
 from llmrelay.providers.base import Provider
 from llmrelay.providers.openai import OpenAIProvider
@@ -44,8 +51,11 @@ from llmrelay.store.ledger import Ledger
 from llmrelay.store.responses import ResponseStore
 from llmrelay.store.spool import Spool
 
+log = logging.getLogger(__name__)
 #: container allocations (less deallocations) between young-generation collections
 GC_THRESHOLD = 10_000
+#: seconds between deletions of usage rows past their retention (one runs at start too)
+RETENTION_SECONDS = 3600.0
 #: seconds a stop gives requests it cancelled to record themselves
 DRAIN_SECONDS = 2.0
 
@@ -78,6 +88,18 @@ def build_provider(model: ModelConfig, secrets: list[str]) -> Provider:
     return LocalProvider(model.name, engine, max_output_tokens=model.max_output_tokens)
 
 
+def deployment_price(model: ModelConfig, config: Config) -> Price | None:
+    """A deployment's price: its own, else the config's for its upstream or public name, else
+    the published one for its upstream name; a model run here costs nothing unless priced."""
+    upstream = model.model if isinstance(model, RemoteModelConfig) else model.name
+    for prices in (model.price, config.prices.get(upstream), config.prices.get(model.name)):
+        if prices is not None:
+            return Price.of(prices)
+    if not isinstance(model, RemoteModelConfig):
+        return FREE
+    return published_price(upstream)
+
+
 def build_router(config: Config) -> Router:
     """Map every model name to its deployments (entries that share a name), and its aliases."""
     models: dict[str, list[Deployment]] = {}
@@ -88,7 +110,15 @@ def build_router(config: Config) -> Router:
         # a local model queues by itself (its ``parallel`` slots)
         limit = model.max_concurrency if isinstance(model, RemoteModelConfig) else None
         provider = build_provider(model, config.secrets())
-        deployments.append(Deployment(provider, label, model.weight, limit))
+        price = deployment_price(model, config)
+        if price is None:
+            log.warning(
+                "%s has no price (neither in the config nor published for %r): its requests "
+                "are recorded as unpriced; set `price:` on it or `prices:` in the config",
+                label,
+                getattr(model, "model", model.name),
+            )
+        deployments.append(Deployment(provider, label, model.weight, limit, price))
         aliases.update(dict.fromkeys(model.aliases, model.name))
     cooldown = Cooldown(failures=config.cooldown.failures, seconds=config.cooldown.seconds)
     return Router(models, aliases, config.fallbacks, cooldown, config.model_map)
@@ -143,6 +173,7 @@ async def _prepare_store_async(config: Config, static_hashes: list[str]) -> Prep
             ledger = Ledger(database, spool=spool(config))
             written = await ledger.write_spool()
             await ledger.aclose()
+            await _delete_old_usage(ledger, config.usage_retention_days)
         store = KeyStore(database)
         if static_hashes or await store.count():
             return Prepared(None, written)
@@ -160,7 +191,16 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     keys = KeyChecker(static_hashes, store)
     ledger = Ledger(database, spool=spool(config) if config.usage_ledger else None)
     limiter = Limiter(ledger, build_counters(config))
-    gateway = Gateway(keys, router, ledger, limiter, metering=config.usage_ledger)
+    observers: list[Observer] = []
+    if config.log.requests:
+        observers.append(RequestLog(config.log.format))
+    metrics = None
+    if config.metrics.token or config.metrics.port:
+        metrics = Metrics(router, ledger, lambda: gateway.in_flight, per_key=config.metrics.per_key)
+        observers.append(metrics)
+    gateway = Gateway(
+        keys, router, ledger, limiter, metering=config.usage_ledger, observed=bool(observers)
+    )
     responses = ResponseStore(database, retention_days=config.responses.retention_days)
 
     @asynccontextmanager
@@ -169,6 +209,10 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         await ledger.start()
         await limiter.start()
         await responses.start()
+        if config.usage_retention_days and config.usage_ledger:
+            retention.start()
+        if metrics is not None and config.metrics.port:
+            metrics.serve(config.server.host, config.metrics.port)
         # what start-up built lives as long as the server: out of the collector's way, so that
         # full collections scan only what requests create
         gc.collect()
@@ -180,6 +224,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         # requests the server stopped waiting for record themselves as they end
         await gateway.drained(DRAIN_SECONDS)
         await keys.stop()
+        await retention.stop()
         await router.aclose()
         await ledger.aclose()
         await responses.aclose()
@@ -197,18 +242,41 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         admin_hash,
         max_body_bytes=config.server.max_body_bytes,
     )
-    apis: list[ResponsesRoutes | MessagesRoutes | Routes | AdminRoutes] = [
+    apis: list[Any] = [
         routes,
         ResponsesRoutes(gateway, responses, routes.body),
         MessagesRoutes(gateway, routes.body),
         admin,
     ]
-    app = Starlette(
+    if metrics is not None and config.metrics.token:
+        apis.append(MetricsRoute(metrics, str(config.metrics.token)))
+    retention = Periodic(
+        RETENTION_SECONDS,
+        lambda: _delete_old_usage(ledger, config.usage_retention_days),
+        "deleting old usage rows",
+    )
+    app: ASGIApp = Starlette(
         routes=_posts_first([route for api in apis for route in api.routes()]),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    return RequestIdMiddleware(app)
+    if config.cors.origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=list(config.cors.origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "retry-after", "x-ratelimit-*"],
+            max_age=600,
+        )
+    return RequestIdMiddleware(app, observers)
+
+
+async def _delete_old_usage(ledger: Ledger, days: float | None) -> None:
+    if days and (deleted := await ledger.delete_older(days)):
+        log.info(
+            "deleted %d usage rows older than %g days (their daily totals stay)", deleted, days
+        )
 
 
 #: the paths most requests come by, tried first

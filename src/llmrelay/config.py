@@ -42,6 +42,7 @@ import yaml
 from sqlalchemy.exc import ArgumentError
 
 from llmrelay.engine.packaged import EMBEDDINGS_PIP, embedding_model_dir
+from llmrelay.pricing.price import Price, PriceError
 from llmrelay.store.database import sqlite_in_memory
 
 BUILTIN_MODEL_NAME = "smollm2-135m-instruct"
@@ -105,6 +106,30 @@ class ResponsesConfig(_Settings, frozen=True, kw_only=True):
     retention_days: Positive = 30.0
 
 
+class LogConfig(_Settings, frozen=True, kw_only=True):
+    """The log on stderr: one line per request (``requests``), as text or JSON lines."""
+
+    format: Literal["text", "json"] = "text"
+    requests: bool = True
+
+
+class MetricsConfig(_Settings, frozen=True, kw_only=True):
+    """``GET /metrics`` (Prometheus): served to ``token`` (as a bearer token) on the API's port,
+    or to anyone on ``port`` of its own (bind it where only Prometheus reaches); neither set, it
+    is off."""
+
+    token: Secret | None = None
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
+    #: tokens and cost by key too (one series per key: mind the cardinality)
+    per_key: bool = False
+
+
+class CorsConfig(_Settings, frozen=True, kw_only=True):
+    """Origins whose pages may call the API from a browser (``*``: any); none by default."""
+
+    origins: tuple[str, ...] = ()
+
+
 class CooldownConfig(_Settings, frozen=True, kw_only=True):
     """A deployment failing ``failures`` times in a row rests ``seconds``."""
 
@@ -140,10 +165,18 @@ class ParamRules(_Settings, frozen=True, kw_only=True):
         return body
 
 
+#: dollars per million tokens: ``input``, ``output``, and optionally ``cached_input`` and
+#: ``cache_write`` (default: ``input``)
+Prices = dict[str, str | float]
+
+
 class _Model(_Settings, frozen=True, kw_only=True, tag_field="provider"):
     name: str
     aliases: tuple[str, ...] = ()
     weight: Positive = 1.0
+    #: this deployment's price; default: ``prices`` or the published table for its upstream
+    #: model, nothing for a local model
+    price: Prices | None = None
 
 
 class LocalModelConfig(_Model, frozen=True, kw_only=True, tag="local"):
@@ -254,10 +287,17 @@ class Config(_Settings, frozen=True, kw_only=True):
     model_map: dict[str, str] = {}
     cooldown: CooldownConfig = CooldownConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    #: upstream model name (or public name) -> its price, over the published table's
+    prices: dict[str, Prices] = {}
+    #: days usage rows are kept; older ones are deleted (their daily totals stay); None: all
+    usage_retention_days: Positive | None = None
+    log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    cors: CorsConfig = CorsConfig()
 
     def secrets(self) -> list[str]:
         """Every secret the config holds, to keep out of what clients and the log see."""
-        found = [*self.keys, self.admin_key]
+        found = [*self.keys, self.admin_key, self.metrics.token]
         found += [m.api_key for m in self.models if isinstance(m, RemoteModelConfig)]
         return [str(secret) for secret in found if secret]
 
@@ -332,12 +372,23 @@ def _check(config: Config) -> None:
             raise ConfigError(f"fallbacks name models that are not configured: {sorted(unknown)}")
     if unknown := set(config.model_map.values()) - names:
         raise ConfigError(f"model_map names models that are not configured: {sorted(unknown)}")
+    for name, price in config.prices.items():
+        _check_price(price, f"prices.{name}")
     for i, entry in enumerate(config.models):
+        if entry.price is not None:
+            _check_price(entry.price, f"models[{i}].price")
         if isinstance(entry, EmbeddingModelConfig) and not entry.path and not embedding_model_dir():
             raise ConfigError(
                 f"models[{i}] ({entry.name}): the built-in embedding model is not installed "
                 f"({EMBEDDINGS_PIP}), and no path is given"
             )
+
+
+def _check_price(price: Prices, where: str) -> None:
+    try:
+        Price.of(price)
+    except PriceError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _expand_env(value: Any) -> Any:

@@ -9,7 +9,10 @@ times it and writes it to the ledger as one row. Nothing of it travels in contex
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmrelay.pricing.price import Price
 
 
 class Usage:
@@ -80,34 +83,56 @@ class Outcome:
     """One request's outcome. ``endpoint``: the API it came in by (``chat``, ``responses``...)."""
 
     __slots__ = (
+        "cost",
         "deployment",
         "disconnected",
         "endpoint",
+        "error_code",
         "key_id",
+        "key_name",
+        "latency_ms",
         "model_requested",
         "model_served",
+        "price",
         "request_id",
         "started",
+        "status",
         "stream",
         "time",
+        "ttft_ms",
         "usage",
     )
 
     def __init__(
-        self, request_id: str, endpoint: str, model: str, stream: bool, key_id: str | None
+        self,
+        request_id: str,
+        endpoint: str,
+        model: str,
+        stream: bool,
+        key_id: str | None,
+        key_name: str | None = None,
     ) -> None:
         self.request_id = request_id
         self.endpoint = endpoint
         self.model_requested = model
         self.stream = stream
         self.key_id = key_id
+        self.key_name = key_name
         self.time = time.time()  # the row's time; the ledger turns it into its column's type
         self.started = time.perf_counter()
         #: the deployment that answered, failed last, or was answering when the client left
         self.deployment: str | None = None
         self.model_served: str | None = None
+        #: the answering deployment's price (None: it has none, and the request is unpriced)
+        self.price: Price | None = None
         self.usage: Usage | None = None
         self.disconnected = False
+        # how it ended, as the meter finds when it does
+        self.status = 200
+        self.error_code: str | None = None
+        self.cost: int | None = None  # nano-dollars; None: tokens used at no known price
+        self.ttft_ms: float | None = None
+        self.latency_ms = 0.0
 
     def served_by(self, model: Any) -> None:
         """The model an answer names (a backend's ``model`` that is no string is not kept)."""

@@ -33,8 +33,21 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
     listed = llmrelay(tmp_path, "keys", "list")
     assert "ci-bot" in listed and "gpt-4o-mini" in listed and key not in listed
     assert key[:8] in listed, "the display prefix tells keys apart"
-    updated = llmrelay(tmp_path, "keys", "update", key_id, "--tpm", "5000", "--budget", "100000")
-    assert re.search(r"ci-bot\s+\S+\s+active\s+gpt-4o-mini\s+30\s+5000\s+100000\s+total", updated)
+    updated = llmrelay(
+        tmp_path,
+        "keys",
+        "update",
+        key_id,
+        "--tpm",
+        "5000",
+        "--budget",
+        "100000",
+        "--budget-usd",
+        "12.5",
+    )
+    assert re.search(
+        r"ci-bot\s+\S+\s+active\s+gpt-4o-mini\s+30\s+5000\s+100000\s+12.5\s+total", updated
+    )
 
     server = start_server(tmp_path)
     try:
@@ -64,9 +77,14 @@ def test_keys_from_the_command_line(tmp_path: Path) -> None:
         stop_server(again)
     usage = llmrelay(tmp_path, "usage", "--key", key_id)
     total = answer["usage"]["total_tokens"]
-    assert re.search(rf"^total\s+1\s+\d+\s+\d+\s+{total}$", usage, re.M), usage
+    # requests, errors, prompt, cached, completion, total tokens, cost (the built-in model's: 0)
     assert re.search(
-        r"^total\s+0\s+0\s+0\s+0$", llmrelay(tmp_path, "usage", "--since", "2099-01-01"), re.M
+        rf"^total\s+1\s+0\s+\d+\s+\d+\s+\d+\s+{total}\s+0\.000000000\s+0$", usage, re.M
+    ), usage
+    assert re.search(
+        r"^total(\s+0){6}\s+0\.000000000\s+0$",
+        llmrelay(tmp_path, "usage", "--since", "2099-01-01"),
+        re.M,
     )
 
 

@@ -165,7 +165,7 @@ def test_usage_report_by_key_and_model(relay: Server, sdk: openai.OpenAI, key: d
     everything = report()
     mine = report(key_id=key["id"], model="relay-answer")
     assert 0 < mine["totals"]["requests"] <= everything["totals"]["requests"]
-    assert mine["totals"]["total_tokens"] == sum(d["total_tokens"] for d in mine["days"])
+    assert mine["totals"]["total_tokens"] == sum(d["total_tokens"] for d in mine["rows"])
     assert report(since="2099-01-01")["totals"]["requests"] == 0
     bad = httpx2.get(
         f"{relay.root}/admin/usage?since=soon", headers={"authorization": f"Bearer {ADMIN_KEY}"}

@@ -17,7 +17,7 @@ from llmrelay.errors import InvalidRequestError, NotFoundError, PermissionDenied
 from llmrelay.gateway.auth import KeyChecker, bearer_key
 from llmrelay.protocol.nesting import nested_too_deep, too_deep
 from llmrelay.store.keys import SETTINGS, KeyRecord, KeyStore, SettingError, hash_key
-from llmrelay.store.ledger import Ledger
+from llmrelay.store.ledger import GROUPS, Ledger
 from llmrelay.store.schema import as_stored
 
 #: what a request body may set, by its name in the API
@@ -48,6 +48,7 @@ class AdminRoutes:
             Route("/admin/keys/{key_id}", self.update_key, methods=["PATCH", "POST"]),
             Route("/admin/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
             Route("/admin/usage", self.usage, methods=["GET"]),
+            Route("/admin/requests", self.requests, methods=["GET"]),
         ]
 
     async def create_key(self, request: Request) -> Response:
@@ -83,17 +84,48 @@ class AdminRoutes:
         return json_response(_found(record))
 
     async def usage(self, request: Request) -> Response:
-        """Totals and per-day rows; filters: ``key_id``, ``model``, ``since``, ``until``."""
+        """Totals and a row per day, key or model (``group_by``); filters: ``key_id``,
+        ``model``, ``since``, ``until`` (whole UTC days)."""
         self._admin(request)
         query = request.query_params
-        if unknown := sorted(set(query) - {"key_id", "model", "since", "until"}):
+        known = {"key_id", "model", "since", "until", "group_by"}
+        if unknown := sorted(set(query) - known):
             raise InvalidRequestError(f"Unknown filter `{unknown[0]}`.", param=unknown[0])
+        group_by = query.get("group_by", "day")
+        if group_by not in GROUPS:
+            raise InvalidRequestError(
+                f"`group_by` must be one of {', '.join(GROUPS)}.", param="group_by"
+            )
         times = {f: parse_time(query[f], f) for f in ("since", "until") if f in query}
         await self._ledger.flush()  # include what is still on its way to the database
         report = await self._ledger.report(
-            key_id=query.get("key_id"), model=query.get("model"), **times
+            group_by=group_by,
+            key_id=query.get("key_id"),
+            model=query.get("model"),
+            since=times.get("since"),
+            until=times.get("until"),
         )
         return json_response({"object": "usage", **report})
+
+    async def requests(self, request: Request) -> Response:
+        """The latest ledger rows, newest first: ``limit`` (at most 1000), ``key_id``,
+        ``model``, ``errors=true``, ``before`` (a row's ``id``, for the next page)."""
+        self._admin(request)
+        query = request.query_params
+        try:
+            limit = min(int(query.get("limit", "100")), 1000)
+            before = int(query["before"]) if "before" in query else None
+        except ValueError as exc:
+            raise InvalidRequestError("`limit` and `before` are integers.") from exc
+        await self._ledger.flush()
+        rows = await self._ledger.recent(
+            limit=limit,
+            key_id=query.get("key_id"),
+            model=query.get("model"),
+            errors_only=query.get("errors") == "true",
+            before_id=before,
+        )
+        return json_response({"object": "list", "data": rows})
 
     async def _settings(self, request: Request) -> dict[str, Any]:
         body = await read_body(request, max_bytes=self._max_body)

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.api.sse import internal_error_body
 from llmrelay.errors import LLMRelayError
+from llmrelay.observe.ended import ERROR_KEY
 from llmrelay.protocol.anthropic.objects import error_body
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ ANTHROPIC_PATHS = "/v1/messages"
 
 async def relay_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LLMRelayError)
+    request.scope[ERROR_KEY] = exc.code or exc.type
     body = error_body(exc) if request.url.path.startswith(ANTHROPIC_PATHS) else exc.body()
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 

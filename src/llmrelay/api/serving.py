@@ -21,6 +21,7 @@ from llmrelay.api.middleware import REQUEST_ID_KEY
 from llmrelay.api.sse import EventStream
 from llmrelay.errors import InvalidRequestError, LLMRelayError
 from llmrelay.gateway.pipeline import Gateway, stopping
+from llmrelay.observe.ended import CALLER_KEY, OUTCOME_KEY
 from llmrelay.outcome import Outcome
 from llmrelay.protocol.codec import Codec
 from llmrelay.providers.base import Call
@@ -47,6 +48,7 @@ async def read_request(
 ) -> tuple[bytes, T]:
     """The request's body and what ``parse`` makes of it; an error in either (a 400, a 413)
     still tells the caller where its limits stand."""
+    request.scope[CALLER_KEY] = caller  # for the request log, should it be refused
     try:
         body = await read_body(request)
         return body, parse(body)
@@ -63,11 +65,14 @@ async def serve(
     codec: Codec,
     body_size: int,
 ) -> Response | EventStream:
-    admission = await gateway.admit(caller, call, body_size)
     request_id = request.scope[REQUEST_ID_KEY]
     stream = call.stream
-    key_id = caller.id if caller else None
-    outcome = Outcome(request_id, codec.endpoint, call.model, stream, key_id)
+    if caller is None:
+        outcome = Outcome(request_id, codec.endpoint, call.model, stream, None)
+    else:
+        outcome = Outcome(request_id, codec.endpoint, call.model, stream, caller.id, caller.name)
+    admission = await gateway.admit(caller, call, body_size)
+    request.scope[OUTCOME_KEY] = outcome
     # from here a client that leaves cancels the request, also while it waits for a place or
     # for an upstream's first chunk
     watch = DisconnectWatch(request.receive, outcome)

@@ -71,4 +71,10 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
             return ",".join(map(str, value))
         return "-" if value is None else value
 
-    return tabulate([[shown(row.get(c)) for c in columns] for row in rows], headers=columns)
+    # money stays the decimal text it is, not a float in scientific notation
+    text = [i for i, column in enumerate(columns) if column.endswith("_usd")]
+    return tabulate(
+        [[shown(row.get(c)) for c in columns] for row in rows],
+        headers=columns,
+        disable_numparse=text or False,
+    )

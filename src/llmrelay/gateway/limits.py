@@ -10,7 +10,9 @@ instance on that Redis counts against one limit (``gateway/counters.py``):
 - the budget: a counter per budget period (ever, the UTC day or the UTC month), charged the
   request's worst case (its size in bytes, plus its maximum output, plus the chat template) before
   it runs and corrected to the real count when it ends, so parallel requests cannot overspend it
-  by more than one reservation. The counter starts from the ledger's total for the period.
+  by more than one reservation. The counter starts from the ledger's total for the period;
+- the money budget, the same way in nano-dollars: the worst case is those tokens at the
+  dearest prices of the model's deployments, corrected to the request's cost when it ends.
 
 A request is charged to all three in one call to the counters; the first that it would pass
 refuses it (a refused request's tokens are given back; it still counts as a request).
@@ -25,15 +27,16 @@ import asyncio
 import functools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import NamedTuple
 
 from llmrelay.errors import QuotaExceededError, RateLimitError, UnavailableError
 from llmrelay.gateway.counters import Charge, Counter, Counters
+from llmrelay.pricing.price import Price
 from llmrelay.store.keys import KeyRecord
-from llmrelay.store.ledger import Ledger
+from llmrelay.store.ledger import Ledger, usd
 
 #: tokens the chat template may add around the messages (roles, a default system prompt)
 TEMPLATE_TOKENS = 64
@@ -61,20 +64,26 @@ _WINDOWS = {"total": "in all", "day": "today (UTC)", "month": "this month (UTC)"
 class Admission:
     """What admitting a request decided: the headers to send, and what to correct when it ends."""
 
-    __slots__ = ("charges", "counters", "headers", "wait")
+    __slots__ = ("charges", "counters", "headers", "money", "wait")
 
     def __init__(self, counters: Counters) -> None:
         self.counters = counters
         self.headers: Mapping[str, str] = _UNLIMITED_HEADERS
-        # the charges to correct when the request ends: its tokens window and its budget
+        # the charges to correct when the request ends: its tokens window and its budget...
         self.charges: list[Charge] = []
+        # ...and its money budget
+        self.money: list[Charge] = []
         self.wait = 0.0  # seconds until the key's windows (both the same clock minute) reset
 
-    def settle(self, used: int) -> None:
-        """Correct what admitting the request charged to the tokens it used (once)."""
+    def settle(self, used: int, cost: int = 0) -> None:
+        """Correct what admitting the request charged to the tokens it used and what they cost
+        in nano-dollars (once)."""
         if self.charges:
             self.counters.settle(self.charges, used)
             self.charges = []
+        if self.money:
+            self.counters.settle(self.money, cost)
+            self.money = []
 
 
 class _Window(NamedTuple):
@@ -91,7 +100,7 @@ class _Plan:
     counters, its one-request charge, the kinds of its charges in order, its windows. Made
     again when the minute turns or the key changes (a changed key is a new record)."""
 
-    __slots__ = ("budget", "kinds", "minute", "record", "request", "tokens", "windows")
+    __slots__ = ("budget", "kinds", "minute", "money", "record", "request", "tokens", "windows")
 
     def __init__(self, record: KeyRecord, minute: int, counters: Counters) -> None:
         self.record = record
@@ -99,6 +108,7 @@ class _Plan:
         self.request: Charge | None = None
         self.tokens: Counter | None = None
         self.budget: Counter | None = None
+        self.money: Counter | None = None
         kinds = []
         windows = []
         if record.rpm:
@@ -117,6 +127,11 @@ class _Plan:
             period, _, expiry = _period_at(record.budget_period or "total", minute)
             key = f"llmrelay/budget/{record.id}/{period}/{record.budget_tokens}"
             self.budget = counters.counter(key, expiry)
+        if record.budget_nanousd:
+            kinds.append("money")
+            period, _, expiry = _period_at(record.budget_period or "total", minute)
+            key = f"llmrelay/budget-usd/{record.id}/{period}/{record.budget_nanousd}"
+            self.money = counters.counter(key, expiry)
         self.kinds = tuple(kinds)
 
 
@@ -134,11 +149,16 @@ class Limiter:
     async def aclose(self) -> None:
         await self._counters.aclose()
 
-    async def admit(self, caller: KeyRecord | None, body_size: int, output: int) -> Admission:
-        """Charge the request to the caller's limits and budget, or raise a 429. ``output``:
-        the longest answer the request may get (all its choices)."""
+    async def admit(
+        self, caller: KeyRecord | None, body_size: int, output: int, price: Price | None = None
+    ) -> Admission:
+        """Charge the request to the caller's limits and budgets, or raise a 429. ``output``:
+        the longest answer the request may get (all its choices); ``price``: the dearest of
+        its model's deployments (for a money budget)."""
         admission = Admission(self._counters)
-        if caller is None or not (caller.rpm or caller.tpm or caller.budget_tokens):
+        if caller is None or not (
+            caller.rpm or caller.tpm or caller.budget_tokens or caller.budget_nanousd
+        ):
             return admission
         now = time.time()
         minute = int(now) // _MINUTE
@@ -162,8 +182,14 @@ class Limiter:
             charges.append((plan.tokens, estimate, tpm))
         if budget and plan.budget:
             charges.append((plan.budget, body_size + output + TEMPLATE_TOKENS, budget))
+        money = caller.budget_nanousd
+        if money and plan.money and price is not None:
+            worst = price.worst(body_size + TEMPLATE_TOKENS, output)
+            charges.append((plan.money, worst, money))
         counts, refused = await self._counters.charge(charges)
         made = charges if refused is None else charges[:refused]
+        if made and made[-1][0] is plan.money:  # corrected by the cost, the rest by tokens
+            admission.money, made = made[-1:], made[:-1]
         admission.charges = made[1:] if rpm else made  # tokens are corrected, a request is one
         if refused is not None:
             admission.settle(0)  # a refused request's tokens were not used
@@ -197,7 +223,9 @@ class Limiter:
         """The caller's plan for ``minute``, its budget's counter started from the ledger."""
         plan = _Plan(caller, minute, self._counters)
         if plan.budget and plan.budget.key not in self._seeded:
-            await self._seed(caller, plan.budget, minute)
+            await self._seed(caller, plan.budget, minute, self._ledger.spent)
+        if plan.money and plan.money.key not in self._seeded:
+            await self._seed(caller, plan.money, minute, self._ledger.spent_nanousd)
         # current only once seeded: the requests that arrive meanwhile wait for the seeding
         # (in _seed) rather than charge a budget that does not count what was spent yet
         self._plans[caller.id] = plan
@@ -221,21 +249,33 @@ class Limiter:
                 kind="tokens",
             )
         window = _WINDOWS[caller.budget_period or "total"]
+        if kind == "money":
+            return QuotaExceededError(
+                f"This API key has used its budget (${usd(limit)} {window}); this request "
+                f"could cost up to ${usd(cost)} more.",
+                headers={**admission.headers, "x-should-retry": "false"},
+            )
         return QuotaExceededError(
             f"This API key has used its token budget ({limit} tokens {window}); this "
             f"request could need up to {cost} more.",
             headers={**admission.headers, "x-should-retry": "false"},
         )
 
-    async def _seed(self, caller: KeyRecord, budget: Counter, minute: int) -> None:
-        """Start the period's counter from the ledger (a 503 while the ledger cannot be read:
-        a budget that is not known cannot be kept)."""
+    async def _seed(
+        self,
+        caller: KeyRecord,
+        budget: Counter,
+        minute: int,
+        ledger_spent: Callable[[str, datetime | None], Awaitable[int]],
+    ) -> None:
+        """Start the period's counter from the ledger's ``ledger_spent`` (a 503 while the ledger
+        cannot be read: a budget that is not known cannot be kept)."""
         _, since, _ = _period_at(caller.budget_period or "total", minute)
 
         async def spent() -> int:
             await self._ledger.flush()
             try:
-                return await self._ledger.spent(caller.id, since)
+                return await ledger_spent(caller.id, since)
             except Exception as exc:
                 raise UnavailableError(
                     "This API key's budget cannot be checked right now. Please try again shortly.",

@@ -60,13 +60,19 @@ class Meter:
             return 0
         self._finished = True
         outcome = self._outcome
-        status, error_code = 200, None
         if failure is not None:
             if isinstance(failure, LLMRelayError):
-                status, error_code = failure.status, failure.code or failure.type
+                outcome.status, outcome.error_code = failure.status, failure.code or failure.type
             else:
-                status, error_code = 500, "server_error"
+                outcome.status, outcome.error_code = 500, "server_error"
         usage = outcome.usage
+        price = outcome.price
+        if usage is None or not usage.total:
+            outcome.cost = 0
+        elif price is not None:
+            outcome.cost = price.cost(usage)
+        outcome.ttft_ms = self._ttft_ms
+        outcome.latency_ms = (time.perf_counter() - outcome.started) * 1000
         if self._ledger is not None:
             self._ledger.record(
                 {
@@ -79,12 +85,15 @@ class Meter:
                     "backend": outcome.deployment,
                     "prompt_tokens": usage.prompt_tokens if usage else 0,
                     "completion_tokens": usage.completion_tokens if usage else 0,
+                    "cached_tokens": usage.cached_tokens if usage else 0,
+                    "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+                    "cost_nanousd": outcome.cost,
                     "usage_source": usage.source if usage else "none",
-                    "status": status,
-                    "error_code": error_code,
+                    "status": outcome.status,
+                    "error_code": outcome.error_code,
                     "stream": 1 if outcome.stream else 0,
                     "ttft_ms": self._ttft_ms,
-                    "latency_ms": (time.perf_counter() - outcome.started) * 1000,
+                    "latency_ms": outcome.latency_ms,
                     "disconnected": 1 if outcome.disconnected else 0,
                 }
             )

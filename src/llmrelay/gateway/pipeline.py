@@ -13,11 +13,12 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import NoReturn
 
-from llmrelay.errors import LLMRelayError, UnavailableError
+from llmrelay.errors import LLMRelayError, PermissionDeniedError, UnavailableError
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.limits import Admission, Limiter
 from llmrelay.gateway.metering import Meter
 from llmrelay.outcome import Outcome
+from llmrelay.pricing.price import Price
 from llmrelay.providers.base import Call, StreamItem
 from llmrelay.router.router import Answer, HeldStream, Router
 from llmrelay.store.keys import KeyRecord
@@ -25,16 +26,26 @@ from llmrelay.store.ledger import Ledger
 
 
 class Gateway:
-    """``metering``: whether requests are written to the ledger (the operator may turn it off)."""
+    """``metering``: whether requests are written to the ledger (the operator may turn it off);
+    ``observed``: whether the request log or the metrics read how requests ended (the meter
+    finds it)."""
 
     def __init__(
-        self, keys: KeyChecker, router: Router, ledger: Ledger, limiter: Limiter, *, metering: bool
+        self,
+        keys: KeyChecker,
+        router: Router,
+        ledger: Ledger,
+        limiter: Limiter,
+        *,
+        metering: bool,
+        observed: bool = False,
     ) -> None:
         self.keys = keys
         self.router = router
         self.ledger = ledger
         self.limiter = limiter
         self.metering = metering
+        self.observed = observed
         self.in_flight = 0  # admitted requests not ended yet
 
     def authenticate(
@@ -49,9 +60,24 @@ class Gateway:
         try:
             self.authorize(caller, call.model)
             output = self.router.output_tokens(call.model, call.max_output)
+            price = self._worst_price(caller, call.model)
         except LLMRelayError as exc:
             return self._refuse(caller, exc)
-        return self.limiter.admit(caller, body_size, output * call.choices)
+        return self.limiter.admit(caller, body_size, output * call.choices, price)
+
+    def _worst_price(self, caller: KeyRecord | None, model: str) -> Price | None:
+        """For a key with a money budget, the dearest price of the model's deployments; a 403
+        if one has no price (what it costs could not be kept within the budget)."""
+        if caller is None or not caller.budget_nanousd:
+            return None
+        price = self.router.worst_price(model)
+        if price is None:
+            raise PermissionDeniedError(
+                f"The model `{model}` has no price, and this API key has a budget in money: "
+                "ask the operator to price it.",
+                code="model_not_priced",
+            )
+        return price
 
     def authorize(self, caller: KeyRecord | None, model: str) -> None:
         """A 403 unless the caller may use the model (as asked for, or as a wildcard maps it)."""
@@ -95,7 +121,7 @@ class Gateway:
     def _meter(self, call: Call, admission: Admission, outcome: Outcome) -> Meter | None:
         """The request's meter (None where nothing is metered: no ledger, nothing to settle)."""
         self.in_flight += 1
-        if not (self.metering or admission.charges):
+        if not (self.metering or self.observed or admission.charges):
             return None
         return Meter(self.ledger if self.metering else None, call.chat, outcome)
 
@@ -118,7 +144,7 @@ class Gateway:
         elif not isinstance(exc, Exception):
             exc = None  # cancelled because the client left: no failure
         if meter is not None:
-            admission.settle(meter.finish(exc))
+            admission.settle(meter.finish(exc), outcome.cost or 0)
 
     async def drained(self, seconds: float) -> None:
         """Wait, at most ``seconds``, for the requests in flight to end."""

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError, UnavailableError
 from llmrelay.outcome import Outcome
+from llmrelay.pricing.price import PRICE_KINDS, Price
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import Call, ChunkStream, Provider, StreamItem
 
@@ -50,6 +51,8 @@ class Deployment:
     label: str
     weight: float = 1.0
     max_concurrency: int | None = None
+    #: what its tokens cost (None: no price is known, and its requests are recorded unpriced)
+    price: Price | None = None
     failures: int = 0
     resting_until: float = 0.0
     in_flight: int = 0
@@ -195,6 +198,7 @@ class Router:
                 log.info("request %s: falling back to %s", outcome.request_id, name)
             await deployment.enter()
             outcome.deployment = deployment.label
+            outcome.price = deployment.price
             try:
                 result = await call(deployment.provider)
             except LLMRelayError as exc:
@@ -294,6 +298,15 @@ class Router:
     def output_tokens(self, model: str, asked: int | None) -> int:
         """The longest answer the request may get from any deployment of ``model``."""
         return max(d.provider.output_tokens(asked) for d in self.resolve(model))
+
+    def worst_price(self, model: str) -> Price | None:
+        """The dearest of each rate among the model's deployments (None: one has no price)."""
+        prices = [d.price for d in self.resolve(model)]
+        if any(price is None for price in prices):
+            return None
+        return Price(
+            *(max(getattr(p, kind) for p in prices if p is not None) for kind in PRICE_KINDS)
+        )
 
     def owned_by(self, model: str) -> str:
         return self.resolve(model)[0].provider.owned_by

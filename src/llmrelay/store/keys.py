@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,11 +31,14 @@ SETTINGS = (
     "rpm",
     "tpm",
     "budget_tokens",
+    "budget_usd",
     "budget_period",
     "expires_at",
     "enabled",
     "metadata",
 )
+#: nano-dollars a dollar: money budgets are kept as integers of these
+NANOS = 10**9
 
 
 class SettingError(ValueError):
@@ -65,6 +69,8 @@ class KeyRecord:
     rpm: int | None
     tpm: int | None
     budget_tokens: int | None
+    #: the money budget, in nano-dollars
+    budget_nanousd: int | None
     budget_period: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -84,6 +90,7 @@ class KeyRecord:
             rpm=row.rpm,
             tpm=row.tpm,
             budget_tokens=row.budget_tokens,
+            budget_nanousd=row.budget_nanousd,
             budget_period=row.budget_period,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
@@ -95,7 +102,9 @@ class KeyRecord:
 
     def public(self) -> dict[str, Any]:
         """The key as the admin API and the CLI show it (never the hash)."""
-        shown = {k: v for k, v in self.__dict__.items() if k != "hash"}
+        shown = {k: v for k, v in self.__dict__.items() if k not in ("hash", "budget_nanousd")}
+        nanos = self.budget_nanousd
+        shown["budget_usd"] = None if nanos is None else str(Decimal(nanos) / NANOS)
         shown["models"] = list(self.models) if self.models is not None else None
         shown["status"] = self.status()
         for field in ("expires_at", "revoked_at", "created_at", "updated_at"):
@@ -188,6 +197,9 @@ def _columns(settings: dict[str, Any]) -> dict[str, Any]:
     attribute is ``meta``."""
     if "metadata" in settings:
         settings["meta"] = settings.pop("metadata")
+    if "budget_usd" in settings:
+        usd = settings.pop("budget_usd")
+        settings["budget_nanousd"] = None if usd is None else int(Decimal(str(usd)) * NANOS)
     return settings
 
 
@@ -198,7 +210,7 @@ def _check_name(name: object) -> None:
 
 def _default_period(row: ApiKey) -> None:
     """A budget without a period never resets."""
-    if row.budget_tokens and not row.budget_period:
+    if (row.budget_tokens or row.budget_nanousd) and not row.budget_period:
         row.budget_period = "total"
 
 
@@ -215,6 +227,10 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
             not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _BIGGEST
         ):
             raise SettingError(field, f"{field} must be a whole number from 1 to {_BIGGEST}")
+        if field == "budget_usd" and not _dollars(value):
+            raise SettingError(
+                field, "budget_usd must be an amount of dollars above 0, to nine decimals"
+            )
         if field == "budget_period" and value not in PERIODS:
             raise SettingError(field, f"budget_period must be one of {', '.join(PERIODS)}")
         if field == "models" and (
@@ -228,3 +244,15 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
         if field == "expires_at" and not isinstance(value, datetime):
             raise SettingError(field, "expires_at must be a time")
     return settings
+
+
+def _dollars(value: object) -> bool:
+    """Whether ``value`` is an amount of dollars a budget can be: above 0, whole nano-dollars,
+    within the largest budget (a number or its decimal text)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    try:
+        nanos = Decimal(str(value)) * NANOS
+    except InvalidOperation:
+        return False
+    return nanos.is_finite() and 0 < nanos <= _BIGGEST and nanos == nanos.to_integral_value()

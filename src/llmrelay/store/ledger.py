@@ -15,15 +15,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, func, select
 
 from llmrelay.store.database import Database
 from llmrelay.store.ledger_writes import DriverWrites, SQLiteWrites, Table, Writes
-from llmrelay.store.schema import UsageRow
+from llmrelay.store.schema import UsageDay, UsageRow, as_stored, utcnow
 from llmrelay.store.spool import Spool, read_segment, sync
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ USAGE_FIELDS = (
     "backend",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",  # of the prompt's, read from a cache
+    "cache_write_tokens",  # of the prompt's, written to a cache
+    "cost_nanousd",  # nano-dollars; None: tokens at no known price
     "usage_source",  # reported (by the backend), counted (by llmrelay), none
     "status",
     "error_code",
@@ -53,6 +57,7 @@ USAGE = Table(
     conflict="request_id",
     times=("created_at",),
     booleans=("stream", "disconnected"),
+    daily=True,
 )
 #: one request's row, by the names of ``USAGE_FIELDS``
 UsageRecord = dict[str, Any]
@@ -110,6 +115,11 @@ class Ledger:
         self._pending.append(record)
         if len(self._pending) >= self._batch and not self._retry_seconds:
             self._wake.set()
+
+    def unwritten(self) -> tuple[int, int]:
+        """Rows waiting in memory, and bytes of rows waiting on disk, for the database."""
+        on_disk = self._spool.size() if self._spool is not None and self._on_disk else 0
+        return (0 if self._on_disk else len(self._pending)), on_disk
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._write_in_batches())
@@ -238,55 +248,217 @@ class Ledger:
             log.error("%d usage rows could not be written at shutdown", len(self._pending))
 
     async def spent(self, key_id: str, since: datetime | None) -> int:
-        """The tokens a key used since ``since`` (ever, for None), from written rows."""
-        query = select(func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens)).where(
-            UsageRow.key_id == key_id
-        )
+        """The tokens a key used since the UTC day of ``since`` (ever, for None), from the
+        daily totals of written rows (budget periods begin at midnight)."""
+        tokens = func.sum(UsageDay.prompt_tokens + UsageDay.completion_tokens)
+        query = select(tokens).where(UsageDay.key_id == key_id)
         if since is not None:
-            query = query.where(UsageRow.created_at >= since)
+            query = query.where(UsageDay.day >= _day(since))
+        async with self._db.session() as session:
+            return int(await session.scalar(query) or 0)
+
+    async def spent_nanousd(self, key_id: str, since: datetime | None) -> int:
+        """What a key's requests cost since the UTC day of ``since`` (ever, for None), in
+        nano-dollars, from the daily totals of written rows."""
+        query = select(func.sum(UsageDay.cost_nanousd)).where(UsageDay.key_id == key_id)
+        if since is not None:
+            query = query.where(UsageDay.day >= _day(since))
         async with self._db.session() as session:
             return int(await session.scalar(query) or 0)
 
     async def report(
         self,
         *,
+        group_by: str = "day",
         key_id: str | None = None,
         model: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> dict[str, Any]:
-        """Totals and one row per day (UTC) of the requests that match."""
-        day = func.date(UsageRow.created_at)  # text on SQLite, a date on PostgreSQL
-        columns = [
-            func.count().label("requests"),
-            func.coalesce(func.sum(UsageRow.prompt_tokens), 0).label("prompt_tokens"),
-            func.coalesce(func.sum(UsageRow.completion_tokens), 0).label("completion_tokens"),
-        ]
+        """Totals, and one row per UTC day, key or model (``group_by``), of the requests that
+        match: whole UTC days, from the day of ``since`` to the day before ``until``'s (a time
+        within a day counts its whole day). Read from the daily totals."""
         filters = []
         if key_id is not None:
-            filters.append(UsageRow.key_id == key_id)
+            filters.append(UsageDay.key_id == ("" if key_id == CONFIG_KEY else key_id))
         if model is not None:
-            filters.append(UsageRow.model_requested == model)
+            filters.append(UsageDay.model == model)
         if since is not None:
-            filters.append(UsageRow.created_at >= since)
+            filters.append(UsageDay.day >= _day(since))
         if until is not None:
-            filters.append(UsageRow.created_at < until)
+            filters.append(UsageDay.day < _day(until))
+        group = GROUPS[group_by]
         async with self._db.session() as session:
-            total = (await session.execute(select(*columns).where(*filters))).one()
-            days = await session.execute(
-                select(day.label("day"), *columns).where(*filters).group_by(day).order_by(day)
+            total = (await session.execute(select(*_TOTALS).where(*filters))).one()
+            grouped = await session.execute(
+                select(group.label("group"), *_TOTALS)
+                .where(*filters)
+                .group_by(group)
+                .order_by(group)
             )
-            return {
-                "totals": _counts(total),
-                "days": [{"date": str(row.day), **_counts(row)} for row in days],
-            }
+            rows = [{REPORT_COLUMN[group_by]: _group(row.group), **_totals(row)} for row in grouped]
+        return {"group_by": group_by, "totals": _totals(total), "rows": rows}
+
+    async def recent(
+        self,
+        *,
+        limit: int = 100,
+        key_id: str | None = None,
+        model: str | None = None,
+        errors_only: bool = False,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The latest rows, newest first (``before_id``: older than that row, for paging)."""
+        query = select(UsageRow).order_by(UsageRow.id.desc()).limit(limit)
+        if key_id is not None:
+            query = query.where(UsageRow.key_id == key_id)
+        if model is not None:
+            query = query.where(UsageRow.model_requested == model)
+        if errors_only:
+            query = query.where(UsageRow.status >= 400)
+        if before_id is not None:
+            query = query.where(UsageRow.id < before_id)
+        async with self._db.session() as session:
+            found = (await session.scalars(query)).all()
+        return [_public_row(row) for row in found]
+
+    async def timeline(self, since: datetime, buckets: int) -> list[dict[str, Any]]:
+        """The rows since ``since`` in ``buckets`` equal spans up to now, added up in the
+        database: each span's requests, errors, tokens, cost and mean latency, and its requests
+        by model (for the console's charts)."""
+        span = max((utcnow() - since).total_seconds() / buckets, 1.0)
+        if self._db.engine.dialect.name == "sqlite":
+            seconds = (func.julianday(UsageRow.created_at) - func.julianday(since)) * 86400
+        else:
+            seconds = func.extract("epoch", UsageRow.created_at - since)
+        bucket = func.floor(seconds / span)
+        query = (
+            select(
+                bucket.label("bucket"),
+                UsageRow.model_requested,
+                func.count(),
+                func.sum(case((UsageRow.status >= 400, 1), else_=0)),
+                func.sum(UsageRow.prompt_tokens + UsageRow.completion_tokens),
+                func.coalesce(func.sum(UsageRow.cost_nanousd), 0),
+                func.sum(UsageRow.latency_ms),
+            )
+            .where(UsageRow.created_at >= since)
+            .group_by(bucket, UsageRow.model_requested)
+        )
+        async with self._db.session() as session:
+            found = (await session.execute(query)).all()
+        spans = [_span(since + timedelta(seconds=span * i)) for i in range(buckets)]
+        for at, model_name, requests, errors, tokens, cost, latency in found:
+            into = spans[min(buckets - 1, max(0, int(at)))]
+            into["requests"] += requests
+            into["errors"] += int(errors)
+            into["tokens"] += int(tokens)
+            into["cost_nanousd"] += int(cost)
+            into["latency_ms"] += float(latency)
+            into["models"][model_name] = into["models"].get(model_name, 0) + requests
+        for into in spans:
+            into["latency_ms"] = into["latency_ms"] / into["requests"] if into["requests"] else None
+        return spans
+
+    async def delete_older(self, days: float) -> int:
+        """Delete the rows older than ``days`` (their daily totals stay), a batch at a time so
+        that writers wait little; the rows deleted."""
+        cutoff = utcnow() - timedelta(days=days)
+        deleted = 0
+        while True:
+            async with self._db.session() as session, session.begin():
+                ids = select(UsageRow.id).where(UsageRow.created_at < cutoff).limit(DELETE_BATCH)
+                result = await session.execute(delete(UsageRow).where(UsageRow.id.in_(ids)))
+            gone = result.rowcount or 0  # type: ignore[attr-defined]
+            deleted += gone
+            if gone < DELETE_BATCH:
+                return deleted
 
 
-def _counts(row: Any) -> dict[str, int]:
+#: how the report groups, and the column that names each row's group
+GROUPS = {"day": UsageDay.day, "key": UsageDay.key_id, "model": UsageDay.model}
+REPORT_COLUMN = {"day": "date", "key": "key_id", "model": "model"}
+#: what a report names the keys from the config (stored as "" in the daily totals)
+CONFIG_KEY = "config"
+#: rows deleted in one transaction by the retention
+DELETE_BATCH = 10_000
+_TOTALS = [
+    func.coalesce(func.sum(getattr(UsageDay, name)), 0).label(name)
+    for name in (
+        "requests",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "cost_nanousd",
+        "unpriced",
+    )
+]
+
+
+def _span(start: datetime) -> dict[str, Any]:
+    return {
+        "start": start.isoformat() + "Z",
+        "requests": 0,
+        "errors": 0,
+        "tokens": 0,
+        "cost_nanousd": 0,
+        "latency_ms": 0.0,
+        "models": {},
+    }
+
+
+def _day(moment: datetime) -> str:
+    return as_stored(moment).strftime("%Y-%m-%d")
+
+
+def _group(value: str) -> str:
+    return value or CONFIG_KEY
+
+
+def _totals(row: Any) -> dict[str, Any]:
     prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
+    cost = int(row.cost_nanousd)
     return {
         "requests": int(row.requests),
+        "errors": int(row.errors),
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "cached_tokens": int(row.cached_tokens),
+        "cache_write_tokens": int(row.cache_write_tokens),
+        "cost_usd": usd(cost),
+        "cost_nanousd": cost,
+        "unpriced_requests": int(row.unpriced),
+    }
+
+
+def usd(nanos: int) -> str:
+    """Nano-dollars as a decimal string of dollars: exact, never a float."""
+    return f"{Decimal(nanos).scaleb(-9):.9f}"
+
+
+def _public_row(row: UsageRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created_at": row.created_at.isoformat() + "Z",
+        "request_id": row.request_id,
+        "key_id": row.key_id or CONFIG_KEY,
+        "endpoint": row.endpoint,
+        "model_requested": row.model_requested,
+        "model_served": row.model_served,
+        "deployment": row.backend,
+        "status": row.status,
+        "error_code": row.error_code,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cached_tokens": row.cached_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
+        "cost_usd": None if row.cost_nanousd is None else usd(row.cost_nanousd),
+        "usage_source": row.usage_source,
+        "stream": row.stream,
+        "ttft_ms": row.ttft_ms,
+        "latency_ms": row.latency_ms,
+        "disconnected": row.disconnected,
     }

@@ -13,7 +13,8 @@ one pipeline.
 Either is given the rows by column name (times in seconds since the epoch, booleans as 0 or 1,
 JSON values as they are) and turns them into what the columns take. A row whose key the table
 already has is left out (``ON CONFLICT DO NOTHING``): a spool segment may be written twice, if the
-process died between writing it and deleting it.
+process died between writing it and deleting it. A table with ``daily`` totals has them added
+up from the rows just written, in the same transaction (``store/rollup.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmrelay.store.database import sqlite_pragmas
+from llmrelay.store.rollup import ADVISORY_LOCK, LAST_ID, rollup_sql
 from llmrelay.store.schema import Base
 
 #: one row, by column name
@@ -52,6 +54,8 @@ class Table:
     times: tuple[str, ...] = ()
     booleans: tuple[str, ...] = ()
     json: tuple[str, ...] = ()
+    #: whether a write adds its rows to the daily totals (the usage ledger's)
+    daily: bool = False
 
     def places(self, names: tuple[str, ...]) -> list[int]:
         return [self.fields.index(name) for name in names]
@@ -79,10 +83,17 @@ class DriverWrites:
         self._times = table.places(table.times)
         self._booleans = table.places(table.booleans)
         self._json = table.places(table.json)
+        self._daily = table.daily
 
     async def write(self, rows: Sequence[Row]) -> None:
         async with self._engine.begin() as connection:
+            if self._daily:
+                await connection.exec_driver_sql(ADVISORY_LOCK)
+                last = (await connection.exec_driver_sql(LAST_ID)).scalar_one()
             await connection.exec_driver_sql(self._insert, [self._values(row) for row in rows])
+            if self._daily:
+                dialect = self._engine.dialect.name
+                await connection.exec_driver_sql(rollup_sql(dialect, last))
 
     def _values(self, row: Row) -> tuple[Any, ...]:
         """The row with its times naive UTC datetimes, as the store keeps times
@@ -117,6 +128,7 @@ class SQLiteWrites:
             for size in _CHUNKS
         }
         self._path = path
+        self._daily = table.daily
         self._connection: sqlite3.Connection | None = None
         # given None, sqlite3 looks for an adapter by raising and catching two AttributeErrors;
         # this one is found at once, and stores the same
@@ -134,8 +146,12 @@ class SQLiteWrites:
             self._connection = connection
         connection.execute("BEGIN IMMEDIATE")
         try:
+            if self._daily:
+                last = connection.execute(LAST_ID).fetchone()[0]
             for size, values in _in_chunks([self._values(row) for row in rows]):
                 connection.executemany(self._inserts[size], values)
+            if self._daily:
+                connection.execute(rollup_sql("sqlite", last))
         except BaseException:
             connection.execute("ROLLBACK")
             raise

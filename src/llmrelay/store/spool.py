@@ -11,6 +11,7 @@ written twice does no harm.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -55,6 +56,14 @@ class Spool:
     def segments(self) -> list[Path]:
         """The closed segments on disk, oldest first."""
         return [p for p in self._files() if p != self._path]
+
+    def size(self) -> int:
+        """Bytes of every segment on disk (read from another thread: an estimate)."""
+        total = 0
+        for path in self._files():
+            with contextlib.suppress(OSError):  # written and deleted meanwhile
+                total += path.stat().st_size
+        return total
 
     def close(self) -> None:
         self.rotate()

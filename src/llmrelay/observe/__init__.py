@@ -1,0 +1,1 @@
+"""What an operator sees of the requests: the request log and the Prometheus metrics."""

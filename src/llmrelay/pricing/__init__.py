@@ -1,0 +1,1 @@
+"""What tokens cost: a price per model, and a request's cost from its usage."""
