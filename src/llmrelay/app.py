@@ -32,6 +32,7 @@ from llmrelay.config import (
     OpenAIModelConfig,
     RemoteModelConfig,
 )
+from llmrelay.console.routes import Console, Refused, refused
 from llmrelay.engine.packaged import embedding_model_dir
 from llmrelay.gateway.auth import KeyChecker
 from llmrelay.gateway.counters import Counters, LocalCounters, SharedCounters
@@ -247,6 +248,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         ResponsesRoutes(gateway, responses, routes.body),
         MessagesRoutes(gateway, routes.body),
         admin,
+        Console(store, keys, ledger, router, admin_hash),
     ]
     if metrics is not None and config.metrics.token:
         apis.append(MetricsRoute(metrics, str(config.metrics.token)))
@@ -257,7 +259,7 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     )
     app: ASGIApp = Starlette(
         routes=_posts_first([route for api in apis for route in api.routes()]),
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers={**EXCEPTION_HANDLERS, Refused: refused},  # type: ignore[dict-item]
         lifespan=lifespan,
     )
     if config.cors.origins:

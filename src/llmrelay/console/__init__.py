@@ -1,0 +1,1 @@
+"""The web console at ``/ui``: pages rendered on the server, for the admin key alone."""
