@@ -25,10 +25,16 @@ the upstream; LiteLLM relays Responses requests to nginx's fixed Responses answe
 way, and translates Messages requests to Chat Completions as llmrelay does), and it prints
 llmrelay's figure over its own Chat Completions figure and over LiteLLM's.
 
+With --variant metrics (Prometheus metrics on, ``metrics.token`` set), --variant no-log (the
+request log off) or --variant log-json (the request log as JSON lines), a third llmrelay like
+the second but for that setting is started in each pair, loaded in the same rounds, and its
+figure printed over llmrelay's. (Bare has the request log off too; llmrelay has it on, as by
+default, its lines going to /dev/null.)
+
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`; the script installs them when it
 runs as root and they are missing). Run: .venv/bin/python bench/gateway.py [--seconds 4]
 [--pairs 5] [--rounds 2] [--no-litellm] [--api responses] [--api responses-unstored]
-[--api messages]
+[--api messages] [--variant metrics] [--variant no-log] [--variant log-json]
 """
 
 from __future__ import annotations
@@ -228,6 +234,14 @@ def wait_http(url: str, headers: dict[str, str] | None = None, seconds: float = 
 PINNED = ["taskset", "-c", "0", sys.executable, "-m", "llmrelay"]
 
 
+#: what each --variant adds to llmrelay's config
+VARIANTS = {
+    "metrics": "metrics: {token: bench-metrics-token}\n",
+    "no-log": "log: {requests: false}\n",
+    "log-json": "log: {format: json}\n",
+}
+
+
 def start_llmrelay(
     work: Path,
     upstream: str,
@@ -238,15 +252,19 @@ def start_llmrelay(
     start_seconds: float = 120,
     seed: int | None = None,
     name: str | None = None,
+    settings: str = "",
 ) -> subprocess.Popen[bytes]:
     """llmrelay, run by ``command`` (its arguments follow); with ``pipeline``, the usage ledger
-    on (otherwise off); ``seed``: its PYTHONHASHSEED (else this process's); its data in
-    ``work``/``name`` (by default ``llmrelay`` or ``bare``)."""
+    and the request log on (otherwise off); ``seed``: its PYTHONHASHSEED (else this process's);
+    its data in ``work``/``name`` (by default ``llmrelay`` or ``bare``); ``settings``: more of
+    its config."""
     data = work / (name or ("llmrelay" if pipeline else "bare"))
     data.mkdir()
     config = data / "llmrelay.yaml"
     config.write_text(
-        f"usage_ledger: {'true' if pipeline else 'false'}\n"
+        settings
+        + ("" if pipeline else "log: {requests: false}\n")
+        + f"usage_ledger: {'true' if pipeline else 'false'}\n"
         "models:\n"
         f"  - {{name: bench, provider: openai, base_url: '{upstream}/v1', model: bench-upstream}}\n"
         f"  - {{name: bench-stream, provider: openai, base_url: '{upstream}/stream/v1',"
@@ -425,6 +443,13 @@ def main() -> None:
         default=[],
         help="also load llmrelay (and LiteLLM) through this API (may be given again)",
     )
+    parser.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        action="append",
+        default=[],
+        help="also load an llmrelay with this setting, against llmrelay (may be given again)",
+    )
     args = parser.parse_args()
     print(f"llmrelay build: {build()}", flush=True)
     ensure_tools()
@@ -457,6 +482,8 @@ def main() -> None:
     report(results, memory, names)
     for api in args.api:
         report_api(results, api, not args.no_litellm)
+    for variant in args.variant:
+        report_variant(results, variant)
 
 
 def run_pair(
@@ -472,29 +499,39 @@ def run_pair(
     # all on core 0, loaded in turn (an idle one takes nothing: LiteLLM used 0.02 s of CPU
     # in 10 idle seconds), so that the machine's drift falls on all alike; each round's
     # figures are compared, and the medians of their ratios reported
-    with bare_and_llmrelay(work, upstream, seed) as pair:
+    with bare_and_llmrelay(work, upstream, seed, args.variant) as pair:
         through = [pair[1].through(api) for api in args.api]
         measure(runs, [*pair, *through, *others], args.seconds, args.rounds)
         return {target.name: rss_mb(target.pid) for target in pair if target.pid}
 
 
 @contextlib.contextmanager
-def bare_and_llmrelay(work: Path, upstream: str, seed: int) -> Iterator[tuple[Target, Target]]:
-    """Bare and llmrelay (with a stored key), both with hash seed ``seed``, data in ``work``;
-    stopped at the end."""
+def bare_and_llmrelay(
+    work: Path, upstream: str, seed: int, variants: list[str] | None = None
+) -> Iterator[tuple[Target, ...]]:
+    """Bare, llmrelay and an llmrelay of each of ``variants`` (with stored keys), all with hash
+    seed ``seed``, data in ``work``; stopped at the end."""
     work.mkdir()
-    ports = free_port(), free_port()
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        for port, pipeline in zip(ports, (False, True), strict=True):
-            servers.append(start_llmrelay(work, upstream, port, pipeline=pipeline, seed=seed))
-        bare, relay = servers
-        yield (
-            Target("bare", f"http://127.0.0.1:{ports[0]}", KEY, "bench", bare.pid),
-            Target(
-                "llmrelay", f"http://127.0.0.1:{ports[1]}", stored_key(ports[1]), "bench", relay.pid
-            ),
-        )
+        port = free_port()
+        servers.append(start_llmrelay(work, upstream, port, pipeline=False, seed=seed))
+        targets = [Target("bare", f"http://127.0.0.1:{port}", KEY, "bench", servers[0].pid)]
+        for name in ["llmrelay", *(variants or [])]:
+            port = free_port()
+            server = start_llmrelay(
+                work,
+                upstream,
+                port,
+                pipeline=True,
+                seed=seed,
+                name=name,
+                settings=VARIANTS.get(name, ""),
+            )
+            servers.append(server)
+            base = f"http://127.0.0.1:{port}"
+            targets.append(Target(name, base, stored_key(port), "bench", server.pid))
+        yield tuple(targets)
     finally:
         for server in servers:
             server.terminate()
@@ -627,6 +664,23 @@ def report_api(results: dict, api: str, litellm: bool) -> None:
                     f"{'':16} / LiteLLM /{api} ({other['rps']:.0f} req/s): {median:.1f}x"
                     f" ({low:.1f}-{high:.1f}x)"
                 )
+
+
+def report_variant(results: dict, variant: str) -> None:
+    """An llmrelay with ``variant``'s setting against llmrelay, the median of the rounds'
+    ratios, in requests/s and in CPU time a request."""
+    for stream in (False, True):
+        for connections in (1, 32):
+            mode = "stream" if stream else "json"
+            other = results[(variant, stream, connections)]
+            relay = results[("llmrelay", stream, connections)]
+            rps, low, high = paired(other["runs"], relay["runs"], "rps")
+            cpu, cpu_low, cpu_high = paired(other["runs"], relay["runs"], "cpu_us")
+            print(
+                f"{mode:10} {connections:>5} {variant} {other['rps']:>9.0f} req/s; / llmrelay:"
+                f" requests/s {rps:.3f} ({low:.3f}-{high:.3f}),"
+                f" CPU a request {cpu:.3f} ({cpu_low:.3f}-{cpu_high:.3f})"
+            )
 
 
 if __name__ == "__main__":
