@@ -9,10 +9,13 @@ and the count is read: instructions per request of the whole process, its thread
 servers' periodic work (ledger writes, key refreshes) is slowed by the factor valgrind slows the
 requests, so that it weighs on each request as it does at full speed, and so is the time after
 which a request starts watching for its client's disconnect. Hash randomisation is off,
-so that two runs count the same. It prints both counts and llmrelay / bare.
+so that two runs count the same. It prints both counts and llmrelay / bare. With --variant
+metrics (or no-log, log-json: bench/gateway.py's variants) it counts llmrelay and llmrelay with
+that setting instead, and prints the one over the other: what the setting costs.
 
 Needs valgrind, nginx and wrk (the script installs them when it runs as root). Run:
 .venv/bin/python bench/instructions.py [--stream] [--requests 3000] [--connections 1]
+[--variant metrics]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -40,6 +44,7 @@ def serve_slowed() -> None:
     from llmrelay.api import disconnect
     from llmrelay.cli.main import cli
     from llmrelay.gateway import periodic
+    from llmrelay.observe import requestlog
     from llmrelay.store import ledger
 
     disconnect.WATCH_AFTER *= SLOWDOWN
@@ -52,6 +57,14 @@ def serve_slowed() -> None:
     ledger.Ledger.__init__ = lambda self, database, flush_seconds=0.5, **rest: batches(  # type: ignore[method-assign]
         self, database, flush_seconds=flush_seconds * SLOWDOWN, **rest
     )
+    lines = requestlog.RequestLog.__init__
+
+    def slowed_lines(
+        self: Any, format: str = "text", stream: Any = None, every: float = 0.2
+    ) -> None:
+        lines(self, format, stream, every * SLOWDOWN)
+
+    requestlog.RequestLog.__init__ = slowed_lines  # type: ignore[method-assign]
     sys.argv = ["llmrelay", *sys.argv[2:]]
     cli()
 
@@ -92,14 +105,24 @@ def send(port: int, key: str, stream: bool, requests: int, connections: int) -> 
         raise RuntimeError(f"the server refused: {failures[0]}")
 
 
-def count(work: Path, upstream: str, *, pipeline: bool, args: argparse.Namespace) -> float:
-    """Instructions per request of one server, under callgrind."""
-    out = work / f"callgrind-{'llmrelay' if pipeline else 'bare'}.out"
+def count(
+    work: Path, upstream: str, *, pipeline: bool, args: argparse.Namespace, variant: str = ""
+) -> float:
+    """Instructions per request of one server (with ``variant``'s setting), under callgrind."""
+    name = variant or ("llmrelay" if pipeline else "bare")
+    out = work / f"callgrind-{name}.out"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     command = [*valgrind, sys.executable, __file__, "--serve"]
     port = gateway.free_port()
     server = gateway.start_llmrelay(
-        work, upstream, port, pipeline=pipeline, command=command, start_seconds=900
+        work,
+        upstream,
+        port,
+        pipeline=pipeline,
+        command=command,
+        start_seconds=900,
+        name=name,
+        settings=gateway.VARIANTS.get(variant, ""),
     )
     try:
         key = gateway.stored_key(port) if pipeline else gateway.KEY
@@ -133,6 +156,11 @@ def main() -> None:
     # count holds no statement being prepared
     parser.add_argument("--warm-up", type=int, default=1000, help="requests before counting")
     parser.add_argument("--connections", type=int, default=1, help="concurrent connections")
+    parser.add_argument(
+        "--variant",
+        choices=list(gateway.VARIANTS),
+        help="count llmrelay with this setting against llmrelay, not llmrelay against bare",
+    )
     args = parser.parse_args()
     print(f"llmrelay build: {gateway.build()}", flush=True)
     if os.geteuid() == 0 and not shutil.which("valgrind"):
@@ -145,13 +173,23 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{upstream_port}"
     try:
         gateway.wait_http(f"{upstream}/v1/chat/completions")
-        bare = count(work, upstream, pipeline=False, args=args)
-        relay = count(work, upstream, pipeline=True, args=args)
+        if args.variant:
+            base = count(work, upstream, pipeline=True, args=args)
+            other = count(work, upstream, pipeline=True, args=args, variant=args.variant)
+        else:
+            base = count(work, upstream, pipeline=False, args=args)
+            other = count(work, upstream, pipeline=True, args=args)
     finally:
         nginx.terminate()
         nginx.wait()
     mode = "stream" if args.stream else "json"
     print(f"{mode}, {args.connections} connection(s), {args.requests} requests counted")
+    if args.variant:
+        print(f"llmrelay  {base / 1000:8.1f}k instructions per request")
+        print(f"{args.variant:9} {other / 1000:8.1f}k instructions per request")
+        print(f"{args.variant} / llmrelay: {other / base:.3f} ({other - base:+,.0f})")
+        return
+    bare, relay = base, other
     print(f"bare      {bare / 1000:8.1f}k instructions per request")
     print(f"llmrelay  {relay / 1000:8.1f}k instructions per request")
     print(

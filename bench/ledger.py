@@ -9,8 +9,9 @@ into the daily totals as the ledger does. Then times, best of five:
   the daily totals), against the same report added up from the rows themselves, the baseline:
   what a ledger without daily totals would do;
 - a month's report by model, and one key's report by day;
-- the console's recent requests of one key (its newest 200 rows, by index), and its last day's
-  timeline (the rows of the last 24 hours, added up in the database).
+- the console's recent requests of one key (its newest 200 rows, by index), its last day's
+  timeline (the rows of the last 24 hours, added up in the database), and its month by day
+  (from the daily totals).
 
 And the writer: 200,000 rows in batches of 500 with the daily totals kept, against the same
 without (``daily=False``), as a ratio.
@@ -137,6 +138,7 @@ async def reports(database: Database, label: str) -> None:
         "timeline: the last day, 24 spans": await best(
             lambda: ledger.timeline(utcnow() - timedelta(days=1), 24)
         ),
+        "days: the last month (daily totals)": await best(lambda: ledger.days(since)),
     }
     print(f"\n{label}: {rows:,} rows")
     baseline = timings["month by key (from the rows)"]

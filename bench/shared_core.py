@@ -18,10 +18,12 @@ same seed, and 1.034 with random seeds.
 With --against DIR, the second server is not bare but llmrelay (with its key, limits and ledger)
 as another checkout's sources run it (DIR/src first on the path: a git worktree of an earlier
 commit, compiled or not as that checkout is), and it prints this llmrelay / that one: what a
-change cost.
+change cost. With --variant metrics (or no-log, log-json: bench/gateway.py's variants), the
+second server is llmrelay as it is, and the first llmrelay with that setting: what the setting
+costs.
 
 Run: .venv/bin/python bench/shared_core.py [--stream] [--connections 32] [--pairs 2] [--rounds 6]
-[--against DIR]
+[--against DIR | --variant metrics]
 """
 
 from __future__ import annotations
@@ -64,18 +66,31 @@ def load_together(
 
 @contextlib.contextmanager
 def against(
-    work: Path, upstream: str, seed: int, checkout: Path
+    work: Path, upstream: str, seed: int, checkout: Path | None, variant: str = ""
 ) -> Iterator[tuple[gateway.Target, gateway.Target]]:
-    """llmrelay as ``checkout`` runs it, and as this one does, both with a stored key."""
+    """Two llmrelays with a stored key each: as ``checkout`` runs it (None: as this one does),
+    and as this one does with ``variant``'s setting."""
     work.mkdir()
-    earlier = [*gateway.PINNED[:3], "env", f"PYTHONPATH={checkout / 'src'}", *gateway.PINNED[3:]]
+    earlier = gateway.PINNED
+    if checkout is not None:
+        earlier = [*earlier[:3], "env", f"PYTHONPATH={checkout / 'src'}", *earlier[3:]]
     servers: list[subprocess.Popen[bytes]] = []
     targets = []
+    settings = ("", gateway.VARIANTS.get(variant, ""))
     try:
-        for name, command in (("baseline", earlier), ("llmrelay", gateway.PINNED)):
+        for name, command, more in zip(
+            ("baseline", "llmrelay"), (earlier, gateway.PINNED), settings, strict=True
+        ):
             port = gateway.free_port()
             server = gateway.start_llmrelay(
-                work, upstream, port, pipeline=True, command=command, seed=seed, name=name
+                work,
+                upstream,
+                port,
+                pipeline=True,
+                command=command,
+                seed=seed,
+                name=name,
+                settings=more,
             )
             servers.append(server)
             key = gateway.stored_key(port)
@@ -97,8 +112,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2, help="pairs of servers, a seed each")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per pair")
     parser.add_argument("--against", type=Path, help="a checkout whose llmrelay stands for bare")
+    parser.add_argument(
+        "--variant",
+        choices=list(gateway.VARIANTS),
+        help="llmrelay with this setting, against llmrelay",
+    )
     args = parser.parse_args()
-    base = "baseline" if args.against else "bare"
+    base = "baseline" if args.against or args.variant else "bare"
     print(f"llmrelay build: {gateway.build()}", flush=True)
     if args.against:
         print(f"baseline build: {gateway.build(args.against.resolve() / 'src')}", flush=True)
@@ -114,8 +134,10 @@ def main() -> None:
         for seed in range(args.pairs):
             place = work / f"pair-{seed}"
             servers = (
-                against(place, upstream, seed, args.against.resolve())
-                if args.against
+                against(
+                    place, upstream, seed, args.against and args.against.resolve(), args.variant
+                )
+                if args.against or args.variant
                 else gateway.bare_and_llmrelay(place, upstream, seed)
             )
             with servers as pair:
@@ -136,7 +158,8 @@ def main() -> None:
         nginx.terminate()
         nginx.wait()
     mode = "stream" if args.stream else "json"
-    print(f"{mode}, {args.connections} connections each, {len(rps)} rounds")
+    setting = f" (llmrelay with --variant {args.variant})" if args.variant else ""
+    print(f"{mode}, {args.connections} connections each, {len(rps)} rounds{setting}")
     print(
         f"llmrelay / {base} requests/s: {statistics.median(rps):.3f}"
         f" ({min(rps):.3f}-{max(rps):.3f})"

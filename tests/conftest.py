@@ -131,6 +131,28 @@ def post_chat(
     return httpx2.post(url, content=body, headers=headers, timeout=timeout)
 
 
+_KEYED: list[tuple[openai.OpenAI, ValidatingTransport]] = []
+
+
+def keyed_client(server: Server, key: str) -> openai.OpenAI:
+    """The SDK with ``key``; what the server sends it is checked against the spec, and it is
+    closed at the end of its test module."""
+    transport = ValidatingTransport()
+    http = httpx2.Client(transport=transport, timeout=60)
+    sdk = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, http_client=http)
+    _KEYED.append((sdk, transport))
+    return sdk
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_keyed_clients() -> Iterator[None]:
+    yield
+    while _KEYED:
+        sdk, transport = _KEYED.pop()
+        sdk.close()
+        assert not transport.failures, "\n".join(transport.failures)
+
+
 @pytest.fixture
 def client(server: Server, transport: ValidatingTransport) -> Iterator[openai.OpenAI]:
     with sdk_client(server, transport) as client:

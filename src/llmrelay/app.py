@@ -193,8 +193,9 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     ledger = Ledger(database, spool=spool(config) if config.usage_ledger else None)
     limiter = Limiter(ledger, build_counters(config))
     observers: list[Observer] = []
-    if config.log.requests:
-        observers.append(RequestLog(config.log.format))
+    request_log = RequestLog(config.log.format) if config.log.requests else None
+    if request_log is not None:
+        observers.append(request_log)
     metrics = None
     if config.metrics.token or config.metrics.port:
         metrics = Metrics(router, ledger, lambda: gateway.in_flight, per_key=config.metrics.per_key)
@@ -210,6 +211,8 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         await ledger.start()
         await limiter.start()
         await responses.start()
+        if request_log is not None:
+            request_log.start()
         if config.usage_retention_days and config.usage_ledger:
             retention.start()
         if metrics is not None and config.metrics.port:
@@ -230,6 +233,8 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
         await ledger.aclose()
         await responses.aclose()
         await limiter.aclose()
+        if request_log is not None:
+            await request_log.stop()  # the lines of the requests that ended last
         await database.aclose()
 
     routes = Routes(

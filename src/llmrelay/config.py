@@ -23,6 +23,13 @@ Example ``llmrelay.yaml``::
         base_url: https://api.openai.com/v1
         api_key: ${OPENAI_API_KEY}
         model: gpt-4o-2024-08-06     # the upstream's name (default: name)
+        price: {input: "2.50", cached_input: "1.25", output: "10.00"}   # else the table's
+    prices:                          # by upstream or public model name, over the table's
+      my-finetune: {input: "0.30", output: "1.20"}
+    usage_retention_days: 90         # older usage rows are deleted; their daily totals stay
+    log: {format: json}              # the request log's lines as JSON (default: text)
+    metrics: {token: ${METRICS_TOKEN}}   # GET /metrics for this bearer token
+    cors: {origins: ["https://app.example.com"]}
 
 The file is checked against the types below (msgspec): a key that is not one of them, or a value
 of the wrong type, is a ``ConfigError`` naming it. With no file, llmrelay serves the built-in

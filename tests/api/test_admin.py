@@ -10,8 +10,8 @@ import httpx2
 import openai
 import pytest
 
-from tests.conftest import API_KEY, Server, start_server, stop_server
-from tests.spec import ValidatingTransport, validate
+from tests.conftest import API_KEY, Server, keyed_client, start_server, stop_server
+from tests.spec import validate
 
 ADMIN_KEY = "sk-admin-test-" + "a" * 40
 HELLO = [{"role": "user", "content": "hi"}]
@@ -35,26 +35,6 @@ def admin(server: Server, method: str, path: str, key: str = ADMIN_KEY, **kw: An
     return httpx2.request(method, f"{server.root}/admin{path}", headers=headers, timeout=10, **kw)
 
 
-_CLIENTS: list[tuple[openai.OpenAI, ValidatingTransport]] = []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _close_clients() -> Iterator[None]:
-    yield
-    for sdk, transport in _CLIENTS:
-        sdk.close()
-        assert not transport.failures, "\n".join(transport.failures)
-
-
-def client(server: Server, key: str) -> openai.OpenAI:
-    """The SDK with ``key``; what the server sends it is checked against the spec."""
-    transport = ValidatingTransport()
-    http = httpx2.Client(transport=transport, timeout=60)
-    sdk = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, http_client=http)
-    _CLIENTS.append((sdk, transport))
-    return sdk
-
-
 def new_key(server: Server, **settings: Any) -> dict[str, Any]:
     response = admin(server, "POST", "/keys", json={"name": "k", **settings})
     assert response.status_code == 201, response.text
@@ -65,7 +45,7 @@ def test_a_created_key_answers_and_sees_only_its_models(pair: tuple[Server, Serv
     server = pair[0]
     created = new_key(server, models=["gpt-4o-mini"], metadata={"team": "a"})
     assert created["key"].startswith("sk-") and created["status"] == "active"
-    sdk = client(server, created["key"])
+    sdk = keyed_client(server, created["key"])
     assert [m.id for m in sdk.models.list()] == ["gpt-4o-mini"]
     answer = sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=5)
     assert answer.choices[0].message.content is not None
@@ -87,7 +67,7 @@ def test_revocation_reaches_the_other_instance_within_two_seconds(
 ) -> None:
     first, second = pair
     created = new_key(first)
-    elsewhere = client(second, created["key"])
+    elsewhere = keyed_client(second, created["key"])
     deadline = time.monotonic() + 2
     while True:  # created on the first instance, usable on the second within 2 s as well
         try:
@@ -99,7 +79,7 @@ def test_revocation_reaches_the_other_instance_within_two_seconds(
     assert admin(first, "DELETE", f"/keys/{created['id']}").json()["status"] == "revoked"
     revoked_at = time.monotonic()
     with pytest.raises(openai.AuthenticationError) as caught:
-        client(first, created["key"]).models.list()
+        keyed_client(first, created["key"]).models.list()
     assert caught.value.code == "invalid_api_key" and "revoked" in caught.value.message
     while True:
         try:
@@ -115,7 +95,7 @@ def test_an_expired_key_is_refused(pair: tuple[Server, Server]) -> None:
     created = new_key(pair[0], expires_at="2020-01-01T00:00:00Z")
     assert created["status"] == "expired"
     with pytest.raises(openai.AuthenticationError, match="expired"):
-        client(pair[0], created["key"]).models.list()
+        keyed_client(pair[0], created["key"]).models.list()
 
 
 def test_update_changes_what_a_key_may_do(pair: tuple[Server, Server]) -> None:
@@ -123,14 +103,14 @@ def test_update_changes_what_a_key_may_do(pair: tuple[Server, Server]) -> None:
     created = new_key(server, models=["gpt-4o-mini"])
     changed = admin(server, "PATCH", f"/keys/{created['id']}", json={"models": None, "rpm": 60})
     assert changed.json()["models"] is None and changed.json()["rpm"] == 60
-    listed = [m.id for m in client(server, created["key"]).models.list()]
+    listed = [m.id for m in keyed_client(server, created["key"]).models.list()]
     assert "smollm2-135m-instruct" in listed
     disabled = admin(server, "PATCH", f"/keys/{created['id']}", json={"enabled": False})
     assert disabled.json()["status"] == "disabled"
     with pytest.raises(openai.AuthenticationError, match="disabled"):
-        client(server, created["key"]).models.list()
+        keyed_client(server, created["key"]).models.list()
     admin(server, "PATCH", f"/keys/{created['id']}", json={"enabled": True})
-    assert client(server, created["key"]).models.list().data, "enabled again"
+    assert keyed_client(server, created["key"]).models.list().data, "enabled again"
 
 
 @pytest.mark.parametrize(

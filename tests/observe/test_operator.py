@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -19,10 +18,9 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import API_KEY, Server, configured_server
+from tests.conftest import API_KEY, Server, configured_server, keyed_client
 from tests.ledger import ledger_row
 from tests.net import free_port
-from tests.spec import ValidatingTransport
 from tests.upstream import Upstream, relay_models
 
 ADMIN_KEY = "sk-admin-operator-" + "o" * 30
@@ -72,26 +70,6 @@ def new_key(relay: Server, **settings: Any) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-_CLIENTS: list[tuple[openai.OpenAI, ValidatingTransport]] = []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _close_clients() -> Iterator[None]:
-    yield
-    for client, transport in _CLIENTS:
-        client.close()
-        assert not transport.failures, "\n".join(transport.failures)
-
-
-def sdk(relay: Server, key: str) -> openai.OpenAI:
-    """The SDK with ``key``; what the server sends it is checked against the spec."""
-    transport = ValidatingTransport()
-    http = httpx2.Client(transport=transport, timeout=30)
-    client = openai.OpenAI(base_url=relay.base_url, api_key=key, max_retries=0, http_client=http)
-    _CLIENTS.append((client, transport))
-    return client
-
-
 def log_lines(relay: Server) -> list[dict[str, Any]]:
     """The request log's JSON lines (the rest of the log is uvicorn's and llmrelay's text)."""
     lines = relay.log.read_text().splitlines()
@@ -112,7 +90,7 @@ def test_every_request_has_one_log_line_that_tells_who_what_and_how_it_ended(
     relay: Server,
 ) -> None:
     key = new_key(relay)
-    raw = sdk(relay, key["key"]).chat.completions.with_raw_response.create(
+    raw = keyed_client(relay, key["key"]).chat.completions.with_raw_response.create(
         model="relay-answer", messages=HELLO
     )
     line = log_line(relay, raw.headers["x-request-id"])
@@ -149,7 +127,7 @@ def test_every_request_has_one_log_line_that_tells_who_what_and_how_it_ended(
 def test_cached_prompt_tokens_are_priced_at_their_own_rate_also_in_streams(
     relay: Server,
 ) -> None:
-    client = sdk(relay, API_KEY)
+    client = keyed_client(relay, API_KEY)
     whole = client.chat.completions.with_raw_response.create(model="relay-cached", messages=HELLO)
     with client.chat.completions.with_streaming_response.create(
         model="relay-cached", messages=HELLO, stream=True
@@ -170,7 +148,7 @@ def test_a_model_without_a_price_is_served_recorded_unpriced_and_warned_about(
     relay: Server,
 ) -> None:
     assert re.search(r"WARNING .*relay-no-usage#0 \(openai\) has no price", relay.log.read_text())
-    raw = sdk(relay, API_KEY).chat.completions.with_raw_response.create(
+    raw = keyed_client(relay, API_KEY).chat.completions.with_raw_response.create(
         model="relay-no-usage", messages=HELLO
     )
     request_id = raw.headers["x-request-id"]
@@ -187,7 +165,7 @@ def test_usage_reports_give_cost_by_day_key_and_model_and_as_json_on_the_command
     relay: Server,
 ) -> None:
     key = new_key(relay)
-    client = sdk(relay, key["key"])
+    client = keyed_client(relay, key["key"])
     for _ in range(3):
         client.chat.completions.create(model="relay-answer", messages=HELLO)
     client.chat.completions.create(model="relay-cached", messages=HELLO)
@@ -232,6 +210,13 @@ def test_usage_reports_give_cost_by_day_key_and_model_and_as_json_on_the_command
     requests = admin(relay, "GET", "/requests", params={"key_id": key["id"], "limit": 2}).json()
     assert [r["model_requested"] for r in requests["data"]] == ["relay-cached", "relay-answer"]
     assert requests["data"][0]["cost_usd"] == f"{CACHED_NANOS / 10**9:.9f}"
+    configs = admin(relay, "GET", "/requests", params={"key_id": "config"}).json()["data"]
+    assert configs and all(r["key_id"] == "config" for r in configs)  # the cached test's
+    huge = admin(relay, "GET", "/requests", params={"before": "9" * 40, "limit": "9" * 40})
+    assert huge.status_code == 200  # the newest rows, as if no such bound were given
+    for bad in ({"limit": "lots"}, {"before": "-1"}, {"colour": "red"}):
+        refused = admin(relay, "GET", "/requests", params=bad)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == next(iter(bad))
 
 
 def metrics(relay: Server) -> str:
@@ -263,7 +248,7 @@ def test_metrics_count_requests_tokens_and_cost_and_are_only_for_the_metrics_tok
     tokens = 'llmrelay_tokens_total{kind="prompt",model="relay-answer"}'
     by_key = f'llmrelay_key_cost_usd_total{{key_id="{key["id"]}",model="relay-answer"}}'
     before = metrics(relay)
-    client = sdk(relay, key["key"])
+    client = keyed_client(relay, key["key"])
     for _ in range(4):
         client.chat.completions.create(model="relay-answer", messages=HELLO)
     after = metrics(relay)
@@ -294,7 +279,7 @@ def test_a_money_budget_refuses_once_spent_and_never_lets_the_cost_pass_it(
     budget = Decimal("0.002")  # 2,000 micro-dollars: some 30 requests at 58
     key = new_key(relay, budget_usd=str(budget), budget_period="day")
     assert key["budget_usd"] == "0.002" and key["budget_period"] == "day"
-    client = sdk(relay, key["key"])
+    client = keyed_client(relay, key["key"])
     served = 0
     with pytest.raises(openai.RateLimitError) as refused:
         for _ in range(100):

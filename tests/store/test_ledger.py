@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,10 @@ async def test_daily_totals_match_the_rows_and_count_a_replayed_row_once(
     assert [row["date"] for row in report["rows"]] == [time.strftime("%Y-%m-%d", time.gmtime())]
     assert await ledger.spent(key_id, None) == sum(3 * r["prompt_tokens"] for r in records)
     assert await ledger.spent_nanousd(key_id, None) == sum(priced)
+
+    month = await ledger.days(datetime.now(UTC) - timedelta(days=29))
+    assert len(month) == 30 and month[-1]["requests"] >= len(records)  # (and other tests')
+    assert month[-1]["start"] == time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
 
     by_model = await ledger.report(group_by="model", key_id=key_id)
     assert by_model["rows"] == [{"model": "gpt-4o-mini", **totals}]

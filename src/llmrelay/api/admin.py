@@ -112,11 +112,10 @@ class AdminRoutes:
         ``model``, ``errors=true``, ``before`` (a row's ``id``, for the next page)."""
         self._admin(request)
         query = request.query_params
-        try:
-            limit = min(int(query.get("limit", "100")), 1000)
-            before = int(query["before"]) if "before" in query else None
-        except ValueError as exc:
-            raise InvalidRequestError("`limit` and `before` are integers.") from exc
+        if unknown := sorted(set(query) - {"limit", "key_id", "model", "errors", "before"}):
+            raise InvalidRequestError(f"Unknown filter `{unknown[0]}`.", param=unknown[0])
+        limit = min(_whole(query.get("limit", "100"), "limit"), 1000)
+        before = _whole(query["before"], "before") if "before" in query else None
         await self._ledger.flush()
         rows = await self._ledger.recent(
             limit=limit,
@@ -154,6 +153,14 @@ def _settings(raw: bytes) -> dict[str, Any]:
     if isinstance(body.get("expires_at"), str):
         body["expires_at"] = parse_time(body["expires_at"], "expires_at")
     return body
+
+
+def _whole(text: str, param: str) -> int:
+    """A query parameter that is a whole number from 1 up (a row id, a count), at most the
+    largest a row id can be."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise InvalidRequestError(f"`{param}` must be a whole number from 1 up.", param=param)
+    return min(int(text), 2**63 - 1)
 
 
 def parse_time(text: str, param: str) -> datetime:

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from sqlalchemy import case, delete, func, select
 
 from llmrelay.store.database import Database
 from llmrelay.store.ledger_writes import DriverWrites, SQLiteWrites, Table, Writes
+from llmrelay.store.rollup import TOTAL_COLUMNS
 from llmrelay.store.schema import UsageDay, UsageRow, as_stored, utcnow
 from llmrelay.store.spool import Spool, read_segment, sync
 
@@ -308,9 +308,12 @@ class Ledger:
         errors_only: bool = False,
         before_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The latest rows, newest first (``before_id``: older than that row, for paging)."""
+        """The latest rows, newest first (``before_id``: older than that row, for paging;
+        ``key_id`` ``config``: the config's keys)."""
         query = select(UsageRow).order_by(UsageRow.id.desc()).limit(limit)
-        if key_id is not None:
+        if key_id == CONFIG_KEY:
+            query = query.where(UsageRow.key_id.is_(None))
+        elif key_id is not None:
             query = query.where(UsageRow.key_id == key_id)
         if model is not None:
             query = query.where(UsageRow.model_requested == model)
@@ -360,6 +363,24 @@ class Ledger:
             into["latency_ms"] = into["latency_ms"] / into["requests"] if into["requests"] else None
         return spans
 
+    async def days(self, since: datetime) -> list[dict[str, Any]]:
+        """Each UTC day from the day of ``since`` to today, as ``timeline``'s spans (without
+        latency), from the daily totals: a month's charts read no rows."""
+        report = await self.report(group_by="day", since=since)
+        by_day = {row["date"]: row for row in report["rows"]}
+        spans = []
+        day = as_stored(since).replace(hour=0, minute=0, second=0, microsecond=0)
+        while day <= utcnow():
+            span = _span(day)
+            if (totals := by_day.get(_day(day))) is not None:
+                span["requests"], span["errors"] = totals["requests"], totals["errors"]
+                span["tokens"] = totals["total_tokens"]
+                span["cost_nanousd"] = totals["cost_nanousd"]
+            span["latency_ms"] = None
+            spans.append(span)
+            day += timedelta(days=1)
+        return spans
+
     async def delete_older(self, days: float) -> int:
         """Delete the rows older than ``days`` (their daily totals stay), a batch at a time so
         that writers wait little; the rows deleted."""
@@ -383,17 +404,7 @@ CONFIG_KEY = "config"
 #: rows deleted in one transaction by the retention
 DELETE_BATCH = 10_000
 _TOTALS = [
-    func.coalesce(func.sum(getattr(UsageDay, name)), 0).label(name)
-    for name in (
-        "requests",
-        "errors",
-        "prompt_tokens",
-        "completion_tokens",
-        "cached_tokens",
-        "cache_write_tokens",
-        "cost_nanousd",
-        "unpriced",
-    )
+    func.coalesce(func.sum(getattr(UsageDay, name)), 0).label(name) for name in TOTAL_COLUMNS
 ]
 
 
@@ -435,8 +446,9 @@ def _totals(row: Any) -> dict[str, Any]:
 
 
 def usd(nanos: int) -> str:
-    """Nano-dollars as a decimal string of dollars: exact, never a float."""
-    return f"{Decimal(nanos).scaleb(-9):.9f}"
+    """Nano-dollars (0 or more) as a decimal string of dollars: exact, never a float."""
+    dollars, nanos = divmod(nanos, 1_000_000_000)
+    return f"{dollars}.{nanos:09d}"
 
 
 def _public_row(row: UsageRow) -> dict[str, Any]:

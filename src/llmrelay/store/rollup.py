@@ -15,6 +15,8 @@ _TOTALS = {
     "cost_nanousd": "coalesce(sum(cost_nanousd), 0)",
     "unpriced": "sum(CASE WHEN cost_nanousd IS NULL THEN 1 ELSE 0 END)",
 }
+#: the daily totals' columns besides the day, key and model
+TOTAL_COLUMNS = tuple(_TOTALS)
 #: a row's UTC day as text: SQLite keeps times as text, PostgreSQL as timestamps
 _DAY = {"sqlite": "substr(created_at, 1, 10)", "postgresql": "to_char(created_at, 'YYYY-MM-DD')"}
 #: held by a ledger write on PostgreSQL, so that the rows with ids above the largest before it

@@ -9,23 +9,12 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-from llmrelay.store.rollup import rollup_sql
+from llmrelay.store.rollup import TOTAL_COLUMNS, rollup_sql
 
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
-
-TOTALS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "cost_nanousd",
-    "unpriced",
-)
 
 
 def upgrade() -> None:
@@ -47,7 +36,10 @@ def upgrade() -> None:
         sa.Column("day", sa.String(10), primary_key=True),
         sa.Column("key_id", sa.String(32), primary_key=True),
         sa.Column("model", sa.String(200), primary_key=True),
-        *(sa.Column(name, sa.BigInteger(), nullable=False, server_default="0") for name in TOTALS),
+        *(
+            sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
+            for name in TOTAL_COLUMNS
+        ),
     )
     op.create_index("ix_usage_daily_key_day", "usage_daily", ["key_id", "day"])
     # the rows written before: priced at nothing known (unpriced where they used tokens)
