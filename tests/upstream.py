@@ -514,7 +514,18 @@ CLAUDE_MODEL = "claude-test-20250101"
 CLAUDE_USAGE = {"input_tokens": 21, "output_tokens": 7}
 
 
-def _claude_message(content: list[dict[str, Any]], stop_reason: str) -> dict[str, Any]:
+#: what ``claude-cached`` reports: a prompt mostly read from Anthropic's cache, part written
+CLAUDE_CACHED_USAGE = {
+    "input_tokens": 100,
+    "cache_read_input_tokens": 800,
+    "cache_creation_input_tokens": 200,
+    "output_tokens": 10,
+}
+
+
+def _claude_message(
+    content: list[dict[str, Any]], stop_reason: str, usage: dict[str, int] = CLAUDE_USAGE
+) -> dict[str, Any]:
     return {
         "id": "msg_01",
         "type": "message",
@@ -523,7 +534,7 @@ def _claude_message(content: list[dict[str, Any]], stop_reason: str) -> dict[str
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": CLAUDE_USAGE,
+        "usage": usage,
     }
 
 
@@ -611,6 +622,10 @@ async def claude_tools(request: web.Request, body: dict[str, Any]) -> web.Stream
     return web.json_response(_claude_message(CLAUDE_CALLS, "tool_use"))
 
 
+async def claude_cached(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    return web.json_response(_claude_message(CLAUDE_TEXT, "end_turn", CLAUDE_CACHED_USAGE))
+
+
 async def claude_overloaded(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     return web.json_response(error, status=529)
@@ -621,6 +636,7 @@ CLAUDE_SCRIPTS: dict[
 ] = {
     "claude-answer": claude_answer,
     "claude-tools": claude_tools,
+    "claude-cached": claude_cached,
     "claude-overloaded": claude_overloaded,
 }
 

@@ -44,6 +44,12 @@ def relay(
 ) -> Iterator[Server]:
     lines = [
         *relay_models(upstream, ["answer", "cached", "no-usage"]),
+        "  - name: claude-cached",
+        "    provider: anthropic",
+        f"    base_url: {upstream.base_url.removesuffix('/v1')}",
+        "    api_key: sk-ant-test",
+        "    model: claude-cached",
+        '    price: {input: "3.00", cached_input: "0.30", cache_write: "3.75", output: "15.00"}',
         "prices:",
         '  answer: {input: "2.00", output: "8.00"}',
         "  relay-cached:",  # by its public name
@@ -142,6 +148,17 @@ def test_cached_prompt_tokens_are_priced_at_their_own_rate_also_in_streams(
             10,
         )
         assert row["cost_nanousd"] == CACHED_NANOS
+
+    # Anthropic's: 100 input tokens at $3, 800 read from the cache at $0.30, 200 written to it
+    # at $3.75, 10 output at $15 a million
+    claude = client.chat.completions.with_raw_response.create(model="claude-cached", messages=HELLO)
+    row = ledger_row(relay, claude.headers["x-request-id"])
+    assert (row["prompt_tokens"], row["cached_tokens"], row["cache_write_tokens"]) == (
+        1100,
+        800,
+        200,
+    )
+    assert row["cost_nanousd"] == 100 * 3000 + 800 * 300 + 200 * 3750 + 10 * 15000
 
 
 def test_a_model_without_a_price_is_served_recorded_unpriced_and_warned_about(
