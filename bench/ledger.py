@@ -17,6 +17,7 @@ And the writer: 200,000 rows in batches of 500 with the daily totals kept, again
 without (``daily=False``), as a ratio.
 
 Run from the repository: .venv/bin/python bench/ledger.py [--rows N] [--postgres URL]
+[--database sqlite|postgresql]
 (default: the machine's PostgreSQL at 127.0.0.1:5432, in a database of its own that it drops
 at the end). Filling 5 million rows takes a few minutes on each database.
 """
@@ -60,7 +61,8 @@ _COLUMNS = (
 _FILL = {
     "postgresql": f"""
         INSERT INTO usage ({_COLUMNS})
-        SELECT now() AT TIME ZONE 'UTC' - (n * interval '1 second' * {DAYS} * 86400 / {{rows}}),
+        SELECT now() AT TIME ZONE 'UTC'
+                   - interval '1 second' * (n::float8 * {DAYS} * 86400 / {{rows}}),
                'req_bench_' || n, 'key_' || (n % {KEYS}), 'chat', 'model-' || (n % {MODELS}),
                'model-' || (n % {MODELS}), 'model#0 (openai)', 100 + n % 50, 20 + n % 30,
                n % 40, 0, CASE WHEN n % 7 = 0 THEN NULL ELSE 1000 * (n % 500) END, 'reported',
@@ -190,36 +192,44 @@ def _row(tag: str, n: int) -> dict[str, Any]:
     }
 
 
-async def run(rows: int, postgres: str) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        database = Database(sqlite_url(Path(directory)))
+async def measure(url: str, rows: int, label: str) -> None:
+    database = Database(url)
+    try:
         await database.migrate()
-        print(f"SQLite: filled {rows:,} rows in {await fill(database, rows):.0f} s")
-        await reports(database, "SQLite")
+        print(f"{label}: filled {rows:,} rows in {await fill(database, rows):.0f} s")
+        await reports(database, label)
         await writer(database)
+    finally:
         await database.aclose()
 
-    name = f"llmrelay_bench_ledger_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(postgres.replace("+asyncpg", "") + "/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        database = Database(f"{postgres}/{name}")
-        await database.migrate()
-        print(f"\nPostgreSQL: filled {rows:,} rows in {await fill(database, rows):.0f} s")
-        await reports(database, "PostgreSQL")
-        await writer(database)
-        await database.aclose()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}"')
-        await admin.close()
+
+async def run(rows: int, postgres: str, databases: list[str]) -> None:
+    if "sqlite" in databases:
+        with tempfile.TemporaryDirectory() as directory:
+            await measure(sqlite_url(Path(directory)), rows, "SQLite")
+    if "postgresql" in databases:
+        name = f"llmrelay_bench_ledger_{secrets.token_hex(4)}"
+        admin = await asyncpg.connect(postgres.replace("+asyncpg", "") + "/postgres")
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            await measure(f"{postgres}/{name}", rows, "PostgreSQL")
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}"')
+            await admin.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        action="append",
+        help="only this database (may be given again; default: both)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.rows, args.postgres))
+    asyncio.run(run(args.rows, args.postgres, args.database or ["sqlite", "postgresql"]))
 
 
 if __name__ == "__main__":
