@@ -124,6 +124,17 @@ def test_every_request_has_one_log_line_that_tells_who_what_and_how_it_ended(
     )
     line = log_line(relay, denied.headers["x-request-id"])
     assert (line["status"], line["key_id"]) == (403, limited["id"])
+    unknown = httpx2.post(
+        f"{relay.base_url}/chat/completions",
+        json={"model": "no-such-model", "messages": HELLO},
+        headers={"authorization": f"Bearer {key['key']}"},
+    )
+    line = log_line(relay, unknown.headers["x-request-id"])
+    assert (line["status"], line["error_code"], line["key_id"]) == (
+        404,
+        "model_not_found",
+        key["id"],
+    )
 
     text = relay.log.read_text()
     assert key["key"] not in text and limited["key"] not in text  # never the key
