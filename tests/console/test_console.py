@@ -191,3 +191,5 @@ def test_nothing_of_the_console_is_readable_without_logging_in(relay: Server) ->
         assert response.status_code == 303 and response.headers["location"] == "/ui/login", path
     refused = httpx2.post(f"{relay.root}/ui/keys", data={"name": "x"})
     assert refused.status_code == 403
+    huge = httpx2.post(f"{relay.root}/ui/login", data={"admin_key": "x" * 100_000})
+    assert huge.status_code == 413

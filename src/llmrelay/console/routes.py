@@ -14,12 +14,14 @@ import io
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from llmrelay.api.body import read_body
 from llmrelay.console.charts import bars
 from llmrelay.console.sessions import COOKIE, Session, Sessions, same_token
 from llmrelay.gateway.auth import KeyChecker
@@ -35,6 +37,8 @@ WINDOWS = {
     "month": (timedelta(days=30), 30),
 }
 _STYLE = resources.files(__package__).joinpath("static/console.css").read_bytes()
+#: the largest form the console takes: its forms are a few hundred bytes
+FORM_BYTES = 64 * 1024
 _SETTINGS = ("models", "rpm", "tpm", "budget_tokens", "budget_usd", "budget_period", "expires_at")
 
 
@@ -76,8 +80,8 @@ class Console:
         return self._page("login.html", None, error=None)
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
-        key = str(form.get("admin_key") or "")
+        form = await _form(request)
+        key = form.get("admin_key", "")
         if not hmac.compare_digest(hash_key(key), self._admin_hash):
             return self._page("login.html", None, error="That is not the admin key.", status=401)
         token, _ = self._sessions.open()
@@ -100,7 +104,7 @@ class Console:
     async def _posted(self, request: Request) -> dict[str, str]:
         """A form posted within a session, with the session's token; else a 403."""
         session = self._session(request)
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await _form(request)
         if session is None or not same_token(form.get("csrf"), session.csrf):
             raise Refused()
         return form
@@ -273,6 +277,13 @@ class Refused(Exception):
 
 async def refused(request: Request, exc: Exception) -> Response:
     return HTMLResponse("Forbidden: log in to the console again.", status_code=403)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A posted form (``application/x-www-form-urlencoded``, as the console's pages send
+    them), at most ``FORM_BYTES`` (a 413 beyond): the last value of each field."""
+    body = await read_body(request, max_bytes=FORM_BYTES)
+    return dict(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
 
 
 def _to_login() -> Response:
