@@ -200,6 +200,8 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
     if config.metrics.token or config.metrics.port:
         metrics = Metrics(router, ledger, lambda: gateway.in_flight, per_key=config.metrics.per_key)
         observers.append(metrics)
+        if config.metrics.port:  # now, so that a port taken stops the start with one line
+            metrics.serve(config.server.host, config.metrics.port)
     gateway = Gateway(
         keys, router, ledger, limiter, metering=config.usage_ledger, observed=bool(observers)
     )
@@ -215,8 +217,6 @@ def create_app(config: Config, static_hashes: Iterable[str], admin_hash: str) ->
             request_log.start()
         if config.usage_retention_days and config.usage_ledger:
             retention.start()
-        if metrics is not None and config.metrics.port:
-            metrics.serve(config.server.host, config.metrics.port)
         # what start-up built lives as long as the server: out of the collector's way, so that
         # full collections scan only what requests create
         gc.collect()

@@ -59,7 +59,10 @@ def serve(host: str | None, port: int | None, config_path: Path | None) -> None:
                 f"only its hash is kept in {config.data_dir}):\n\n    {new_admin_key}\n",
                 err=True,
             )
-    app = create_app(config, static_hashes, admin_hash)
+    try:
+        app = create_app(config, static_hashes, admin_hash)
+    except OSError as exc:  # the metrics' own port taken
+        raise click.ClickException(f"cannot start: {exc}") from exc
     run(app, config.server, host=host or config.server.host, port=port or config.server.port)
 
 
