@@ -3,10 +3,10 @@
 Not through ``logging``: a line per request is the busiest log there is, and the logging
 machinery (a record, its handlers, their locks) would cost several times what the line does.
 Nor written as each request ends: the lines gather in memory and are written together every
-``flush_seconds`` (or at ``MAX_LINES``). A write is a system call, which lets go of the GIL; the
-ledger's writer thread takes it, and the event loop waits for it back: a write a request cost
-about a tenth of the requests a second. A crash loses at most the last ``flush_seconds`` of
-lines (the ledger keeps every request, from its spool). Retries, fallbacks and cooldowns are
+``flush_seconds`` (or at ``MAX_LINES``), one system call for many lines (each call lets go of
+the GIL, which the ledger's writer thread may then hold while the event loop waits). A crash
+loses at most the last ``flush_seconds`` of lines (the ledger keeps every request, from its
+spool). Retries, fallbacks and cooldowns are
 logged by the router, through ``logging``, with the same request id.
 """
 
