@@ -131,6 +131,20 @@ def post_chat(
     return httpx2.post(url, content=body, headers=headers, timeout=timeout)
 
 
+def admin_request(server: Server, method: str, path: str, key: str, **kw: Any) -> httpx2.Response:
+    """A request to the admin API (``/admin`` + ``path``) with ``key``."""
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx2.request(method, f"{server.root}/admin{path}", headers=headers, timeout=10, **kw)
+
+
+def create_key(server: Server, admin_key: str, **settings: Any) -> dict[str, Any]:
+    """A key made through the admin API (named ``k`` unless ``settings`` name it), with the
+    key itself."""
+    response = admin_request(server, "POST", "/keys", admin_key, json={"name": "k", **settings})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
 _KEYED: list[tuple[openai.OpenAI, ValidatingTransport]] = []
 
 

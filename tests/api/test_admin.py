@@ -10,7 +10,15 @@ import httpx2
 import openai
 import pytest
 
-from tests.conftest import API_KEY, Server, keyed_client, start_server, stop_server
+from tests.conftest import (
+    API_KEY,
+    Server,
+    admin_request,
+    create_key,
+    keyed_client,
+    start_server,
+    stop_server,
+)
 from tests.spec import validate
 
 ADMIN_KEY = "sk-admin-test-" + "a" * 40
@@ -31,14 +39,11 @@ def pair(
 
 
 def admin(server: Server, method: str, path: str, key: str = ADMIN_KEY, **kw: Any) -> Any:
-    headers = {"authorization": f"Bearer {key}"}
-    return httpx2.request(method, f"{server.root}/admin{path}", headers=headers, timeout=10, **kw)
+    return admin_request(server, method, path, key, **kw)
 
 
 def new_key(server: Server, **settings: Any) -> dict[str, Any]:
-    response = admin(server, "POST", "/keys", json={"name": "k", **settings})
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return create_key(server, ADMIN_KEY, **settings)
 
 
 def test_a_created_key_answers_and_sees_only_its_models(pair: tuple[Server, Server]) -> None:

@@ -18,7 +18,14 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import API_KEY, Server, configured_server, keyed_client
+from tests.conftest import (
+    API_KEY,
+    Server,
+    admin_request,
+    configured_server,
+    create_key,
+    keyed_client,
+)
 from tests.ledger import ledger_row
 from tests.net import free_port
 from tests.upstream import Upstream, relay_models
@@ -66,14 +73,11 @@ def relay(
 
 
 def admin(relay: Server, method: str, path: str, **kw: Any) -> httpx2.Response:
-    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
-    return httpx2.request(method, f"{relay.root}/admin{path}", headers=headers, timeout=10, **kw)
+    return admin_request(relay, method, path, ADMIN_KEY, **kw)
 
 
 def new_key(relay: Server, **settings: Any) -> dict[str, Any]:
-    response = admin(relay, "POST", "/keys", json={"name": "operator-test", **settings})
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return create_key(relay, ADMIN_KEY, **{"name": "operator-test", **settings})
 
 
 def log_lines(relay: Server) -> list[dict[str, Any]]:

@@ -12,8 +12,6 @@ logged by the router, through ``logging``, with the same request id.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import sys
 import time
@@ -21,6 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from llmrelay.gateway.periodic import Periodic
 from llmrelay.observe.ended import Ended
 from llmrelay.store.ledger import usd
 
@@ -34,9 +33,8 @@ class RequestLog:
     ) -> None:
         self._json = format == "json"
         self._stream = stream or sys.stderr
-        self._flush_seconds = flush_seconds
         self._lines: list[str] = []
-        self._task: asyncio.Task[None] | None = None
+        self._flushing = Periodic(flush_seconds, self._flush, "writing the request log")
 
     def __call__(self, ended: Ended, request_id: str) -> None:
         line = _json(ended, request_id) if self._json else _text(ended, request_id)
@@ -52,19 +50,14 @@ class RequestLog:
             self._stream.flush()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._flushing())
+        self._flushing.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.flush()
+        await self._flushing.stop()
+        self.flush()  # the lines of the requests that ended last
 
-    async def _flushing(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            self.flush()
+    async def _flush(self) -> None:
+        self.flush()
 
 
 def _now() -> str:
