@@ -193,3 +193,15 @@ def test_nothing_of_the_console_is_readable_without_logging_in(relay: Server) ->
     assert refused.status_code == 403
     huge = httpx2.post(f"{relay.root}/ui/login", data={"admin_key": "x" * 100_000})
     assert huge.status_code == 413
+
+
+def test_a_bad_setting_in_a_form_is_shown_not_a_500(relay: Server) -> None:
+    with httpx2.Client(base_url=relay.root, timeout=10) as browser:
+        browser.post("/ui/login", data={"admin_key": ADMIN_KEY})
+        page = browser.get("/ui/keys").text
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        for field, value in (("expires_at", "0001-01-01T00:00+14:00"), ("rpm", "many")):
+            refused = browser.post("/ui/keys", data={"csrf": csrf, "name": "x", field: value})
+            assert refused.status_code == 400 and 'class="error"' in refused.text, field
+        odd_day = browser.get("/ui/usage", params={"since": "tomorrow"})
+        assert odd_day.status_code == 400 and "`since` is not an ISO 8601 time" in odd_day.text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
-from datetime import datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,14 +21,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from llmrelay.api.admin import parse_time
 from llmrelay.api.body import read_body
 from llmrelay.console.charts import bars
 from llmrelay.console.sessions import COOKIE, Session, Sessions, same_token
+from llmrelay.errors import InvalidRequestError
 from llmrelay.gateway.auth import KeyChecker
+from llmrelay.pricing.price import usd
 from llmrelay.router.router import Router
 from llmrelay.store.keys import PERIODS, KeyStore, SettingError, hash_key
-from llmrelay.store.ledger import GROUPS, Ledger, usd
-from llmrelay.store.schema import as_stored, utcnow
+from llmrelay.store.ledger import GROUPS, REPORT_COLUMN, Ledger
+from llmrelay.store.schema import utcnow
 
 #: the overview's windows: their length, and how many bars a chart has
 WINDOWS = {
@@ -168,7 +171,7 @@ class Console:
         form = await self._posted(request)
         try:
             record, key = await self._store.create(form.get("name", "").strip(), **_settings(form))
-        except (SettingError, ValueError) as exc:
+        except (SettingError, InvalidRequestError, ValueError) as exc:
             return await self.keys(request, error=str(exc))
         await self._checker.refresh()
         return await self.keys(request, created=(record.public(), key))
@@ -184,7 +187,7 @@ class Console:
                 await self._store.update(key_id, enabled=action == "enable")
             else:
                 await self._store.update(key_id, **_settings(form, clearing=True))
-        except (SettingError, ValueError) as exc:
+        except (SettingError, InvalidRequestError, ValueError) as exc:
             return await self.keys(request, error=str(exc))
         await self._checker.refresh()
         return RedirectResponse("/ui/keys", status_code=303)
@@ -218,7 +221,7 @@ class Console:
         report = await self._ledger.report(**filters)
         out = io.StringIO()
         rows = report["rows"]
-        columns = list(rows[0]) if rows else [GROUPS_COLUMN[filters["group_by"]]]
+        columns = list(rows[0]) if rows else [REPORT_COLUMN[filters["group_by"]]]
         writer = csv.DictWriter(out, columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -268,7 +271,6 @@ class Console:
 
 #: what a console page may load and where its forms may go: itself alone
 _POLICY = "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
-GROUPS_COLUMN = {"day": "date", "key": "key_id", "model": "model"}
 
 
 class Refused(Exception):
@@ -308,7 +310,7 @@ def _settings(form: dict[str, str], *, clearing: bool = False) -> dict[str, Any]
         elif field in ("rpm", "tpm", "budget_tokens"):
             settings[field] = int(text)
         elif field == "expires_at":
-            settings[field] = as_stored(datetime.fromisoformat(text))
+            settings[field] = parse_time(text, field)
         else:
             settings[field] = text
     return settings
@@ -325,7 +327,7 @@ def _usage_filters(request: Request) -> tuple[dict[str, Any], str | None]:
     for field in ("since", "until"):
         if query.get(field):
             try:
-                filters[field] = as_stored(datetime.fromisoformat(query[field]))
-            except (ValueError, OverflowError):
-                return filters, f"{field} is not an ISO 8601 date"
+                filters[field] = parse_time(query[field], field)
+            except InvalidRequestError as exc:
+                return filters, str(exc)
     return filters, None

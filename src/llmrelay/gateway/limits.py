@@ -34,9 +34,9 @@ from typing import NamedTuple
 
 from llmrelay.errors import QuotaExceededError, RateLimitError, UnavailableError
 from llmrelay.gateway.counters import Charge, Counter, Counters
-from llmrelay.pricing.price import Price
+from llmrelay.pricing.price import Price, usd
 from llmrelay.store.keys import KeyRecord
-from llmrelay.store.ledger import Ledger, usd
+from llmrelay.store.ledger import Ledger
 
 #: tokens the chat template may add around the messages (roles, a default system prompt)
 TEMPLATE_TOKENS = 64

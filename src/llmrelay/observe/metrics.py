@@ -4,7 +4,7 @@ A request adds to plain counts kept here, by label values: a list of numbers loo
 request (no lock: only the event loop writes them). ``prometheus_client`` turns them into its
 metric families when scraped (a custom collector, in a registry of the application's own) and
 writes the exposition; its own ``Counter.inc`` and ``Histogram.observe`` take a lock and check
-their state on every call, several times what this costs. Read at scrape time, at no cost to
+their state on every call, which a request need not pay for. Read at scrape time, at no cost to
 requests: requests in flight, each deployment's health, the built-in engine's sequences, the
 ledger's rows not yet in the database.
 """

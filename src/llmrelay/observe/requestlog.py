@@ -1,7 +1,7 @@
 """``RequestLog``: one line per API request on stderr, as text or as JSON lines.
 
 Not through ``logging``: a line per request is the busiest log there is, and the logging
-machinery (a record, its handlers, their locks) would cost several times what the line does.
+machinery (a record, its handlers, their locks) would outweigh the line itself.
 Nor written as each request ends: the lines gather in memory and are written together every
 ``flush_seconds`` (or at ``MAX_LINES``), one system call for many lines (each call lets go of
 the GIL, which the ledger's writer thread may then hold while the event loop waits). A crash
@@ -21,7 +21,7 @@ import orjson
 
 from llmrelay.gateway.periodic import Periodic
 from llmrelay.observe.ended import Ended
-from llmrelay.store.ledger import usd
+from llmrelay.pricing.price import usd
 
 #: lines kept at most before they are written
 MAX_LINES = 2000

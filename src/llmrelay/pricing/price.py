@@ -74,17 +74,25 @@ class Price:
         dearest = max(self.input, self.cached_input, self.cache_write)
         return (prompt_tokens * dearest + output_tokens * self.output + 999) // 1000
 
-    def dollars(self) -> dict[str, str]:
-        """Dollars per million tokens, as the config and the table write them."""
-        return {
-            kind: str(Decimal(getattr(self, kind)) / _PICO)
-            for kind in ("input", "cached_input", "cache_write", "output")
-        }
+    @classmethod
+    def dearest(cls, prices: list[Price]) -> Price:
+        """Each rate at its highest among ``prices``: what a request may cost at most, before
+        it is known which of them answers it."""
+        return cls(
+            input=max(p.input for p in prices),
+            output=max(p.output for p in prices),
+            cached_input=max(p.cached_input for p in prices),
+            cache_write=max(p.cache_write for p in prices),
+        )
 
 
 FREE = Price(0, 0, 0, 0)
-#: a price's rates, in the order ``Price`` takes them
-PRICE_KINDS = ("input", "output", "cached_input", "cache_write")
+
+
+def usd(nanos: int) -> str:
+    """Nano-dollars (0 or more) as a decimal string of dollars: exact, never a float."""
+    dollars, nanos = divmod(nanos, 1_000_000_000)
+    return f"{dollars}.{nanos:09d}"
 
 
 def _picos(value: Any, kind: str) -> int:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from llmrelay.errors import LLMRelayError, NotFoundError, RateLimitError, UnavailableError
 from llmrelay.outcome import Outcome
-from llmrelay.pricing.price import PRICE_KINDS, Price
+from llmrelay.pricing.price import Price
 from llmrelay.protocol.request import ChatRequest
 from llmrelay.providers.base import Call, ChunkStream, Provider, StreamItem
 
@@ -301,12 +301,11 @@ class Router:
 
     def worst_price(self, model: str) -> Price | None:
         """The dearest of each rate among the model's deployments (None: one has no price)."""
-        prices = [d.price for d in self.resolve(model)]
-        if any(price is None for price in prices):
+        deployments = self.resolve(model)
+        prices = [d.price for d in deployments if d.price is not None]
+        if len(prices) < len(deployments):
             return None
-        return Price(
-            *(max(getattr(p, kind) for p in prices if p is not None) for kind in PRICE_KINDS)
-        )
+        return Price.dearest(prices)
 
     def owned_by(self, model: str) -> str:
         return self.resolve(model)[0].provider.owned_by

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, select
 
+from llmrelay.pricing.price import usd
 from llmrelay.store.database import Database
 from llmrelay.store.ledger_writes import DriverWrites, SQLiteWrites, Table, Writes
 from llmrelay.store.rollup import TOTAL_COLUMNS
@@ -443,12 +444,6 @@ def _totals(row: Any) -> dict[str, Any]:
         "cost_nanousd": cost,
         "unpriced_requests": int(row.unpriced),
     }
-
-
-def usd(nanos: int) -> str:
-    """Nano-dollars (0 or more) as a decimal string of dollars: exact, never a float."""
-    dollars, nanos = divmod(nanos, 1_000_000_000)
-    return f"{dollars}.{nanos:09d}"
 
 
 def _public_row(row: UsageRow) -> dict[str, Any]:
